@@ -1,0 +1,136 @@
+"""Callbacks that run SeGP-CL's per-task steps around ``Trainer.train``.
+
+- ``TeacherTargetsCallback`` (train begin): everything the frozen teacher (the model as task t starts)
+  provides, computed once: DPGD anchors with their teacher logits and raw features, the TSGR reference
+  geometry, and for the LwF baseline the teacher logits of the new images. No teacher copy is kept.
+- ``PrototypeCallback`` (train end): moves old prototypes by the anchors' drift, adds new-class ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import TrainerCallback
+
+from .anchors import dpgd_attack, select_seeds
+from .losses import tsgr_neighbours
+from .modeling import adapter_disabled, encode_images, encode_texts, image_encoder
+from .prototypes import class_sums, transfer_prototypes
+from .task_state import AnchorSet, TaskState
+
+
+def _device_of(model):
+    return next(model.parameters()).device
+
+
+def _loader(dataset, collator, batch_size):
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
+
+
+@torch.no_grad()
+def encode_dataset(model, dataset, collator, batch_size, raw_feature):
+    """Projected embeddings, raw features and labels of every image of ``dataset``, in order."""
+    device = _device_of(model)
+    embeds, raws, labels = [], [], []
+    for batch in _loader(dataset, collator, batch_size):
+        embed, raw = encode_images(model, batch["pixel_values"].to(device), raw_feature)
+        embeds.append(embed)
+        raws.append(raw)
+        labels.append(batch["labels"].to(device))
+    return torch.cat(embeds), torch.cat(raws), torch.cat(labels)
+
+
+def build_anchors(model, state: TaskState, args, old_text: torch.Tensor, image_embeds: torch.Tensor) -> AnchorSet:
+    """Seed scoring on the teacher, then DPGD toward each old class's text and visual prototype."""
+    indices, targets = select_seeds(image_embeds, old_text, args.anchors_per_class)
+    device = _device_of(model)
+    use_visual = state.switches.dpgd_visual and state.prototypes is not None
+    prototypes = state.prototypes.to(device) if use_visual else torch.zeros(old_text.shape[0], 1, device=device)
+    encoder = image_encoder(model, args.raw_feature)
+    pixels, logits, raws = [], [], []
+    for chunk in torch.split(torch.arange(len(indices)), args.dpgd_batch_size):
+        seeds = state.train_dataset[indices[chunk].tolist()]["pixel_values"].to(device)
+        chunk_targets = targets[chunk].to(device)
+        anchors = dpgd_attack(
+            encoder, seeds, chunk_targets, old_text, prototypes, logit_scale=state.logit_scale,
+            steps=args.dpgd_steps, step_size=args.dpgd_step_size, epsilon=args.dpgd_epsilon,
+            lambda_visual=args.dpgd_lambda_visual if use_visual else 0.0,
+        )
+        with torch.no_grad():
+            embeds, raw = encode_images(model, anchors, args.raw_feature)
+        pixels.append(anchors)
+        logits.append(state.logit_scale * embeds @ old_text.T)
+        raws.append(raw)
+    return AnchorSet(torch.cat(pixels), targets.to(device), torch.cat(logits), torch.cat(raws))
+
+
+class TeacherTargetsCallback(TrainerCallback):
+    def __init__(self, task_state: TaskState):
+        self.state = task_state
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        task_state = self.state
+        was_training = model.training
+        model.eval()
+        device = _device_of(model)
+        switches = task_state.switches
+        start, end = task_state.bounds
+
+        if switches.tsgr and args.lambda_tsgr:
+            with torch.no_grad():
+                if args.tsgr_reference == "pretrained":
+                    with adapter_disabled(model):
+                        reference = encode_texts(model, **task_state.seen_text_inputs(device))
+                else:
+                    reference = encode_texts(model, **task_state.seen_text_inputs(device))
+            task_state.reference_text = reference
+            if end > 1:
+                task_state.tsgr_neighbours = tsgr_neighbours(reference, torch.arange(start, end), args.tsgr_k)
+
+        if start > 0 and switches.acgd is not None and args.lambda_acgd:
+            with torch.no_grad():
+                old_text = encode_texts(model, **task_state.seen_text_inputs(device, torch.arange(start)))
+            embeds, _, _ = encode_dataset(
+                model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
+            )
+            if switches.acgd == "anchors":
+                task_state.anchors = build_anchors(model, task_state, args, old_text, embeds)
+            else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
+                task_state.lwf_teacher_logits = task_state.logit_scale * embeds @ old_text.T
+        model.train(was_training)
+
+
+class PrototypeCallback(TrainerCallback):
+    def __init__(self, task_state: TaskState):
+        self.state = task_state
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        update_prototypes(model, self.state, args)
+
+
+def update_prototypes(model, task_state: TaskState, args):
+    """Transfer old prototypes along the anchors' drift, then append the new classes' mean raw features."""
+    if not task_state.switches.prototypes:
+        return
+    was_training = model.training
+    model.eval()
+    start, end = task_state.bounds
+    anchors = task_state.anchors
+    if start > 0 and anchors is not None and task_state.prototypes is not None:
+        with torch.no_grad():
+            student_raw = torch.cat([
+                encode_images(model, pixels, args.raw_feature)[1]
+                for pixels in torch.split(anchors.pixel_values, args.per_device_eval_batch_size)
+            ])
+        task_state.prototypes = transfer_prototypes(
+            task_state.prototypes, anchors.teacher_raw, student_raw, anchors.targets,
+            temperature=args.prototype_temperature, mode=args.prototype_transfer,
+        )
+    _, raws, labels = encode_dataset(
+        model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
+    )
+    sums, counts = class_sums(raws, labels - start, end - start)
+    new_prototypes = sums / counts.clamp(min=1).unsqueeze(1)
+    old = task_state.prototypes[:start].to(new_prototypes) if task_state.prototypes is not None else new_prototypes[:0]
+    task_state.prototypes = torch.cat([old, new_prototypes])
+    model.train(was_training)

@@ -1,0 +1,248 @@
+"""Configuration: the method's knobs as a TrainingArguments subclass (TRL style), plus model and data
+arguments. A recipe is a flat YAML file of these fields; every field can be overridden on the command line.
+
+SPEC defaults are the defaults here; choices SPEC marks [default] are options with that default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+TOY_CLIP = "toy-clip"  # resolves to the toy CLIP shipped inside the package
+
+VARIANTS = (
+    "zero-shot",
+    "lora",
+    "lwf",
+    "lora+acgd",
+    "lora+acgd+tsgr",
+    "lora+acgd+tsgr+proto",
+    "segp-cl",
+    "segp-cl-onlyclip",
+)
+
+
+class RecipeError(ValueError):
+    """A recipe or command-line setting the user has to fix."""
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default=TOY_CLIP,
+        metadata={"help": f"CLIP checkpoint (Hub id or local path); '{TOY_CLIP}' is the offline toy CLIP."},
+    )
+    model_revision: str | None = field(default=None, metadata={"help": "Pinned revision of the base model."})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank."})
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha; default = lora_r."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["k_proj", "v_proj", "fc1", "fc2"],
+        metadata={"help": "Linear layers that get LoRA, in both towers (option: add q_proj, out_proj)."},
+    )
+
+
+@dataclass
+class DataArguments:
+    benchmark: str = field(default="shapes", metadata={"help": "Benchmark name from the registry."})
+    num_tasks: int = field(default=10, metadata={"help": "Number of class-incremental tasks."})
+    class_order: str = field(
+        default="default",
+        metadata={"help": "Class order: 'default' (the benchmark's reference order), 'seed1993', or "
+                  "comma-separated native label ids."},
+    )
+    prompt_template: str | None = field(
+        default=None, metadata={"help": "Prompt with one '{}' for the class name; default: the benchmark's."}
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "Local copy of the dataset (offline use)."})
+    max_train_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
+    max_eval_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
+    eval_future_tasks: bool = field(
+        default=True, metadata={"help": "Also evaluate tasks not learnt yet (zero-shot), needed for FWT."}
+    )
+
+
+@dataclass
+class SeGPConfig(TrainingArguments):
+    """TrainingArguments with SeGP-CL's knobs. Defaults follow SPEC.md (paper optimiser: SGD, lr 1e-3,
+    cosine, batch 128, 10 epochs, momentum 0.9, weight decay 0)."""
+
+    variant: str = field(default="segp-cl", metadata={"help": f"Method variant, one of {VARIANTS}."})
+    # ACGD
+    lambda_acgd: float = field(default=5.0, metadata={"help": "Weight of the ACGD loss."})
+    acgd_temperature: float = field(default=20.0, metadata={"help": "ACGD temperature tau_A."})
+    anchor_batch_size: int = field(default=32, metadata={"help": "Anchors per training step."})
+    # TSGR
+    lambda_tsgr: float = field(default=1.0, metadata={"help": "Weight of the TSGR loss."})
+    tsgr_k: int = field(default=10, metadata={"help": "Neighbours per new class."})
+    tsgr_temperature: float = field(default=0.05, metadata={"help": "TSGR temperature tau_T."})
+    tsgr_reference: str = field(
+        default="pretrained", metadata={"help": "Reference text geometry: 'pretrained' (adapter off) or 'teacher'."}
+    )
+    # DPGD anchors
+    anchors_per_class: int = field(default=5, metadata={"help": "Seed images per old class (K_seed)."})
+    dpgd_steps: int = field(default=10, metadata={"help": "PGD steps K_adv."})
+    dpgd_step_size: float = field(default=1.5e-3, metadata={"help": "PGD step gamma."})
+    dpgd_epsilon: float = field(default=4 / 255, metadata={"help": "L_inf radius in normalised pixel space."})
+    dpgd_lambda_visual: float = field(default=1.0, metadata={"help": "Weight of the prototype term lambda_p."})
+    dpgd_batch_size: int = field(default=64, metadata={"help": "Anchors attacked per batch."})
+    # prototypes and inference
+    prototype_transfer: str = field(default="weighted", metadata={"help": "'weighted' (SPEC) or 'mean' (ADC)."})
+    prototype_temperature: float = field(default=0.1, metadata={"help": "Drift weighting temperature tau_w."})
+    beta: float = field(default=0.5, metadata={"help": "Weight of the prototype path at inference."})
+    raw_feature: str = field(
+        default="pre_projection", metadata={"help": "Raw visual feature h: 'pre_projection' or 'projected'."}
+    )
+    cls_classes: str = field(default="current", metadata={"help": "CE over 'current' task classes or all 'seen'."})
+    # HF knobs whose defaults differ from TrainingArguments
+    output_dir: str | None = field(default="outputs/segp-cl", metadata={"help": "Where tasks are saved."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Initial learning rate."})
+    optim: str = field(default="sgd", metadata={"help": "Optimizer (TrainingArguments names)."})
+    optim_args: str | None = field(default="momentum=0.9", metadata={"help": "Optimizer options."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Scheduler per task."})
+    per_device_train_batch_size: int = field(default=128, metadata={"help": "Batch size per device."})
+    per_device_eval_batch_size: int = field(default=256, metadata={"help": "Eval batch size per device."})
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Epochs per task."})
+    weight_decay: float = field(default=0.0, metadata={"help": "Weight decay."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    save_strategy: str = field(default="no", metadata={"help": "Trainer checkpoints inside a task."})
+    report_to: None | str | list[str] = field(default="none", metadata={"help": "Trackers (tensorboard, wandb...)."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep our columns."})
+    label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
+    ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "PeftModel under DDP."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.validate_method()
+
+    def validate_method(self):
+        choices = {
+            "variant": VARIANTS,
+            "tsgr_reference": ("pretrained", "teacher"),
+            "prototype_transfer": ("weighted", "mean"),
+            "raw_feature": ("pre_projection", "projected"),
+            "cls_classes": ("current", "seen"),
+        }
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise RecipeError(f"{name}={value!r} is not valid; choose one of: {', '.join(allowed)}")
+        for name in ("anchor_batch_size", "anchors_per_class", "dpgd_batch_size"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class MethodSwitches:
+    """Which parts of SeGP-CL a variant uses."""
+
+    train: bool = True
+    acgd: str | None = "anchors"  # 'anchors', 'new_images' (LwF) or None
+    tsgr: bool = True
+    prototypes: bool = True  # compute, transfer and use them (DPGD visual term, dual path)
+    dpgd_visual: bool = True
+    beta_enabled: bool = True
+
+
+_SWITCHES = {
+    "zero-shot": MethodSwitches(train=False, acgd=None, tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lora": MethodSwitches(acgd=None, tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lwf": MethodSwitches(acgd="new_images", tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lora+acgd": MethodSwitches(tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lora+acgd+tsgr": MethodSwitches(prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lora+acgd+tsgr+proto": MethodSwitches(dpgd_visual=False),
+    "segp-cl": MethodSwitches(),
+    "segp-cl-onlyclip": MethodSwitches(beta_enabled=False),
+}
+
+
+def method_switches(variant: str) -> MethodSwitches:
+    return _SWITCHES[variant]
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, SeGPConfig)
+
+
+def known_keys() -> list[str]:
+    return sorted({f.name for cls in ARGUMENT_CLASSES for f in fields(cls) if f.init})
+
+
+def _recipe_to_argv(recipe: dict) -> list[str]:
+    argv = []
+    for key, value in recipe.items():
+        if isinstance(value, (list, tuple)):
+            argv += [f"--{key}", *map(str, value)]
+        elif value is None:
+            continue
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def _check_keys(keys, source: str):
+    valid = set(known_keys())
+    for key in keys:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise RecipeError(f"unknown setting '{key}' in {source}.{hint}")
+
+
+def load_recipe(path: str | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        with open(path) as handle:
+            recipe = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        raise RecipeError(f"recipe file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"recipe {path} is not valid YAML: {error}") from None
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"recipe {path} must be a mapping of setting: value")
+    _check_keys(recipe, f"recipe {path}")
+    return recipe
+
+
+def parse_config(recipe: dict | None = None, overrides: list[str] | None = None):
+    """Build (ModelArguments, DataArguments, SeGPConfig) from a recipe dict and ``--key value`` overrides
+    (command line wins)."""
+    recipe = dict(recipe or {})
+    overrides = list(overrides or [])
+    _check_keys(recipe, "the recipe")
+    _check_keys([arg[2:].split("=", 1)[0] for arg in overrides if arg.startswith("--")], "the command line")
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    argv = _recipe_to_argv(recipe) + overrides
+    try:
+        model_args, data_args, config, unknown = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True
+        )
+    except SystemExit:
+        raise RecipeError("could not parse the settings above (see the message printed by the parser)") from None
+    if unknown:
+        raise RecipeError(f"unexpected command-line arguments: {' '.join(unknown)}")
+    if data_args.num_tasks < 1:
+        raise RecipeError(f"num_tasks must be >= 1, got {data_args.num_tasks}")
+    return model_args, data_args, config
+
+
+def config_to_dict(model_args, data_args, config) -> dict:
+    """The settings that define a run, flat, as written to every task checkpoint."""
+    flat = {}
+    for args in (model_args, data_args):
+        flat.update({f.name: getattr(args, f.name) for f in fields(args)})
+    method_fields = {f.name for f in fields(SeGPConfig)} - {f.name for f in fields(TrainingArguments)}
+    training = config.to_dict()
+    flat.update({name: training[name] for name in training if name in method_fields or name in _TRAINING_KEYS})
+    return flat
+
+
+_TRAINING_KEYS = (
+    "learning_rate", "optim", "optim_args", "lr_scheduler_type", "per_device_train_batch_size",
+    "num_train_epochs", "weight_decay", "gradient_accumulation_steps", "seed", "bf16", "fp16",
+    "warmup_steps", "max_steps",
+)

@@ -1,0 +1,195 @@
+"""The continual loop: one fresh SeGPTrainer per task, evaluation of every task after each one,
+per-task checkpoints, results.json, and resume after the last complete task."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collator
+
+from . import checkpoints as ckpt
+from .callbacks import PrototypeCallback, TeacherTargetsCallback, update_prototypes
+from .config import RecipeError, config_to_dict, method_switches
+from .data.registry import LoadedBenchmark, load_benchmark, resolve_class_order
+from .data.scenario import ClassIncrementalScenario, prompts_for, tokenize_prompts
+from .metrics import continual_metrics
+from .modeling import build_lora_clip, logit_scale_of, resolve_model_path
+from .report import format_matrix, format_metrics, save_heatmap
+from .task_state import TaskState
+from .trainer import SeGPTrainer
+
+logger = logging.getLogger(__name__)
+
+# Settings that may differ between an interrupted run and its resumption without changing results.
+RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size"}
+
+
+def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None):
+    """The task split and prompt template of a run (``benchmark`` overrides the registry, for tests)."""
+    benchmark = benchmark or load_benchmark(data_args)
+    processor = CLIPImageProcessor.from_pretrained(resolve_model_path(model_args.model_name_or_path),
+                                                   revision=model_args.model_revision)
+    scenario = ClassIncrementalScenario(
+        train=benchmark.train,
+        test=benchmark.test,
+        class_names=benchmark.class_names,
+        class_order=resolve_class_order(data_args.class_order, benchmark),
+        num_tasks=data_args.num_tasks,
+        image_processor=processor,
+        image_column=benchmark.image_column,
+        label_column=benchmark.label_column,
+        max_train_per_class=data_args.max_train_images_per_class,
+        max_eval_per_class=data_args.max_eval_images_per_class,
+    )
+    return scenario, data_args.prompt_template or benchmark.template
+
+
+def _check_resume_config(saved: dict, current: dict, path: Path):
+    changed = sorted(
+        key for key in set(saved) | set(current)
+        if key not in RESUME_FREE_KEYS and saved.get(key) != ckpt.nan_to_none(current.get(key))
+    )
+    if changed:
+        details = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}" for k in changed[:5])
+        raise RecipeError(
+            f"cannot resume from {path}: the settings differ from the saved run ({details}). "
+            "Use the original settings or a new --output_dir."
+        )
+
+
+class ContinualRunner:
+    def __init__(self, model_args, data_args, config, benchmark: LoadedBenchmark | None = None):
+        self.model_args, self.data_args, self.config = model_args, data_args, config
+        self.switches = method_switches(config.variant)
+        self.output_dir = Path(config.output_dir)
+        self.scenario, self.template = build_scenario(model_args, data_args, benchmark)
+        self.run_config = ckpt.nan_to_none(
+            {**config_to_dict(model_args, data_args, config), "prompt_template": self.template}
+        )
+        self.model = build_lora_clip(
+            model_args.model_name_or_path, r=model_args.lora_r, alpha=model_args.lora_alpha,
+            target_modules=model_args.lora_target_modules, dropout=model_args.lora_dropout,
+            revision=model_args.model_revision,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path),
+                                                  revision=model_args.model_revision)
+        prompts = prompts_for(self.scenario.ordered_class_names, self.template)
+        self.state = TaskState(
+            switches=self.switches,
+            text_inputs=tokenize_prompts(tokenizer, prompts),
+            logit_scale=logit_scale_of(self.model),
+        )
+        num_tasks = data_args.num_tasks
+        self.acc_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]
+        self.test_sizes = [0] * num_tasks
+
+    # ------------------------------------------------------------------ resume
+    def resume(self) -> int:
+        """Restore the state after the last complete task; returns the first task still to run."""
+        done = min(ckpt.completed_tasks(self.output_dir), self.data_args.num_tasks)
+        if done == 0:
+            return 0
+        last = ckpt.task_dir(self.output_dir, done - 1)
+        _check_resume_config(ckpt.read_json(last / ckpt.CONFIG_FILE), self.run_config, last)
+        ckpt.load_adapter_weights(self.model, last)
+        self.state.prototypes = ckpt.load_prototypes(last)
+        for task in range(done):
+            saved = ckpt.read_json(ckpt.task_dir(self.output_dir, task) / ckpt.METRICS_FILE)
+            self.acc_matrix[task] = ckpt.none_to_nan(saved["acc_row"])
+            self.test_sizes = saved["test_sizes"]
+        logger.info("Resuming after task %d from %s", done - 1, last)
+        return done
+
+    # -------------------------------------------------------------------- tasks
+    def task_args(self, task: int):
+        return dataclasses.replace(self.config, output_dir=str(self.output_dir / ".trainer" / f"task-{task}"))
+
+    def make_trainer(self, task: int) -> SeGPTrainer:
+        train_dataset = self.scenario.train_dataset(task, with_index=self.switches.acgd == "new_images")
+        self.state.begin_task(task, self.scenario.bounds[task], train_dataset, default_data_collator)
+        return SeGPTrainer(
+            model=self.model,
+            args=self.task_args(task),
+            train_dataset=train_dataset,
+            data_collator=default_data_collator,
+            task_state=self.state,
+            callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state)],
+        )
+
+    def evaluate_row(self, trainer: SeGPTrainer, task: int) -> list[float]:
+        """Accuracy (%) on every task after learning ``task``: seen tasks over all seen classes;
+        future tasks (for FWT) zero-shot over the seen classes plus that task's own."""
+        row = [math.nan] * self.data_args.num_tasks
+        seen = torch.arange(self.scenario.seen_end(task))
+        for other in range(self.data_args.num_tasks):
+            if other > task and not self.data_args.eval_future_tasks:
+                continue
+            classes = seen if other <= task else torch.cat([seen, torch.arange(*self.scenario.bounds[other])])
+            self.state.eval_classes = classes
+            test = self.scenario.test_dataset(other)
+            self.test_sizes[other] = len(test)
+            metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}")
+            row[other] = 100.0 * metrics[f"task{other}_accuracy"]
+        self.state.eval_classes = None
+        return row
+
+    def metrics_so_far(self, task: int) -> dict:
+        rows = [r[: task + 1] for r in self.acc_matrix[: task + 1]]
+        return continual_metrics(rows, task_weights=self.test_sizes[: task + 1])
+
+    def run_task(self, task: int):
+        trainer = self.make_trainer(task)
+        if self.switches.train:
+            trainer.train()
+        self.acc_matrix[task] = self.evaluate_row(trainer, task)
+        metrics = self.metrics_so_far(task)
+        trainer.log({f"after_task{task}_{k}": v for k, v in metrics.items() if not math.isnan(v)})
+        if trainer.is_world_process_zero():
+            end = self.scenario.seen_end(task)
+            classes = {
+                "task": task,
+                "num_tasks": self.data_args.num_tasks,
+                "class_order_seen": self.scenario.class_order[:end],
+                "class_names_seen": self.scenario.ordered_class_names[:end],
+                "task_bounds": self.scenario.bounds[: task + 1],
+                "prompt_template": self.template,
+            }
+            payload = {"task": task, "acc_row": self.acc_matrix[task], "test_sizes": self.test_sizes, "metrics": metrics}
+            ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload)
+            self.write_results(task)
+        return metrics
+
+    def write_results(self, task: int) -> dict:
+        metrics = self.metrics_so_far(task)
+        results = {
+            "variant": self.config.variant,
+            "benchmark": self.data_args.benchmark,
+            "tasks_completed": task + 1,
+            "num_tasks": self.data_args.num_tasks,
+            "acc_matrix": self.acc_matrix,
+            "test_sizes": self.test_sizes,
+            **metrics,
+        }
+        ckpt.write_json_atomic(self.output_dir / ckpt.RESULTS_FILE, results)
+        save_heatmap(self.acc_matrix, self.output_dir / "acc_matrix.png", title=f"{self.config.variant}: accuracy (%)")
+        return results
+
+    def run(self) -> dict:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        first = self.resume()
+        for task in range(first, self.data_args.num_tasks):
+            logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])
+            self.run_task(task)
+        last = self.data_args.num_tasks - 1
+        results = ckpt.nan_to_none(self.write_results(last))
+        print(format_matrix(self.acc_matrix))
+        print(format_metrics(results))
+        return results
+
+
+def run_continual(model_args, data_args, config, benchmark: LoadedBenchmark | None = None) -> dict:
+    return ContinualRunner(model_args, data_args, config, benchmark).run()

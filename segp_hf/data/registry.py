@@ -1,0 +1,78 @@
+"""Benchmark registry: where each benchmark's data comes from and how it is named, ordered and prompted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import datasets
+
+from .scenario import DataError
+
+
+@dataclass
+class LoadedBenchmark:
+    """What the continual loop needs from a benchmark, whatever its source."""
+
+    train: datasets.Dataset
+    test: datasets.Dataset
+    class_names: list[str]  # indexed by native label id
+    class_order: list[int]  # default learning order (native ids)
+    template: str
+    image_column: str = "image"
+    label_column: str = "label"
+    extra_orders: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkSpec:
+    name: str
+    description: str
+    loader: Callable[..., LoadedBenchmark]
+
+
+def _load_shapes(data_args) -> LoadedBenchmark:
+    from .shapes import TASK_CLASSES, make_shapes_dataset
+
+    train = make_shapes_dataset("shifted", "train", seed=0)
+    test = make_shapes_dataset("shifted", "test", seed=0)
+    return LoadedBenchmark(
+        train=train,
+        test=test,
+        class_names=list(TASK_CLASSES),
+        class_order=list(range(len(TASK_CLASSES))),
+        template="a good photo of a {}.",
+    )
+
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {
+    "shapes": BenchmarkSpec("shapes", "offline shapes world (shifted domain), 50 classes", _load_shapes),
+}
+
+
+def register_benchmark(spec: BenchmarkSpec) -> None:
+    BENCHMARKS[spec.name] = spec
+
+
+def load_benchmark(data_args) -> LoadedBenchmark:
+    name = data_args.benchmark
+    if name not in BENCHMARKS:
+        import difflib
+
+        close = difflib.get_close_matches(name, BENCHMARKS, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise DataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(BENCHMARKS))}.{hint}")
+    return BENCHMARKS[name].loader(data_args)
+
+
+def resolve_class_order(spec: str, benchmark: LoadedBenchmark) -> list[int]:
+    """'default', a named extra order (e.g. 'seed1993'), or comma-separated native ids."""
+    if spec == "default":
+        return list(benchmark.class_order)
+    if spec in benchmark.extra_orders:
+        return list(benchmark.extra_orders[spec])
+    try:
+        return [int(item) for item in spec.replace(" ", "").split(",") if item]
+    except ValueError:
+        named = ", ".join(["default", *benchmark.extra_orders])
+        raise DataError(f"class_order '{spec}' is neither a known order ({named}) nor comma-separated ids") from None

@@ -1,0 +1,135 @@
+"""Class-incremental task splits over a labelled HF dataset.
+
+Classes are re-indexed by their position in the class order, so task t holds the contiguous label
+range ``task_bounds[t]`` and "all classes seen after task t" is ``range(task_bounds[t][1])``.
+Row selection happens on the label column before any transform is attached (cheap on big datasets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import datasets
+import numpy as np
+import torch
+
+
+class DataError(ValueError):
+    """A dataset, class order or split the user has to fix."""
+
+
+def task_bounds(num_classes: int, num_tasks: int) -> list[tuple[int, int]]:
+    """Contiguous class ranges per task; when tasks do not divide the classes the first tasks get one more."""
+    if not 1 <= num_tasks <= num_classes:
+        raise DataError(f"num_tasks must be between 1 and the number of classes ({num_classes}), got {num_tasks}")
+    sizes = [num_classes // num_tasks + (1 if t < num_classes % num_tasks else 0) for t in range(num_tasks)]
+    ends = np.cumsum(sizes)
+    return [(int(end - size), int(end)) for size, end in zip(sizes, ends)]
+
+
+def check_class_order(class_order, num_classes: int) -> list[int]:
+    order = [int(c) for c in class_order]
+    if sorted(order) != list(range(num_classes)):
+        missing = sorted(set(range(num_classes)) - set(order))
+        repeated = sorted({c for c in order if order.count(c) > 1})
+        raise DataError(
+            f"class order must be a permutation of 0..{num_classes - 1} (got {len(order)} ids; "
+            f"missing {missing[:10]}, repeated {repeated[:10]}, out of range "
+            f"{sorted(c for c in order if not 0 <= c < num_classes)[:10]})"
+        )
+    return order
+
+
+class ImageLabelTransform:
+    """Batch transform: images -> CLIP ``pixel_values`` (RGB), native labels -> class-order positions."""
+
+    def __init__(self, image_processor, position_of_label: np.ndarray, image_column="image", label_column="label"):
+        self.image_processor = image_processor
+        self.position_of_label = position_of_label
+        self.image_column = image_column
+        self.label_column = label_column
+
+    def __call__(self, batch):
+        images = [image.convert("RGB") for image in batch[self.image_column]]
+        pixel_values = self.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        labels = torch.as_tensor(self.position_of_label[np.asarray(batch[self.label_column])], dtype=torch.long)
+        out = {"pixel_values": pixel_values, "labels": labels}
+        if "sample_index" in batch:
+            out["sample_index"] = torch.as_tensor(batch["sample_index"], dtype=torch.long)
+        return out
+
+
+@dataclass
+class ClassIncrementalScenario:
+    train: datasets.Dataset
+    test: datasets.Dataset
+    class_names: list[str]  # indexed by native label id
+    class_order: list[int]  # native label ids in learning order
+    num_tasks: int
+    image_processor: object
+    image_column: str = "image"
+    label_column: str = "label"
+    max_train_per_class: int | None = None
+    max_eval_per_class: int | None = None
+    bounds: list[tuple[int, int]] = field(init=False)
+
+    def __post_init__(self):
+        self.class_order = check_class_order(self.class_order, len(self.class_names))
+        self.bounds = task_bounds(len(self.class_order), self.num_tasks)
+        self.position_of_label = np.empty(len(self.class_order), dtype=np.int64)
+        self.position_of_label[self.class_order] = np.arange(len(self.class_order))
+        self._train_labels = self._labels(self.train, "train")
+        self._test_labels = self._labels(self.test, "test")
+
+    def _labels(self, dataset, split):
+        missing = [c for c in (self.image_column, self.label_column) if c not in dataset.column_names]
+        if missing:
+            raise DataError(
+                f"the {split} split has no column(s) {missing}; available columns: {dataset.column_names}"
+            )
+        return np.asarray(dataset[self.label_column])
+
+    @property
+    def ordered_class_names(self) -> list[str]:
+        return [self.class_names[c] for c in self.class_order]
+
+    def classes_of_task(self, task: int) -> list[int]:
+        """Native label ids learnt in ``task``."""
+        start, end = self.bounds[task]
+        return self.class_order[start:end]
+
+    def seen_end(self, task: int) -> int:
+        """Number of classes seen once ``task`` is learnt (their positions are 0..end-1)."""
+        return self.bounds[task][1]
+
+    def _subset(self, dataset, labels, task, cap, split, with_index=False):
+        native = self.classes_of_task(task)
+        rows = np.flatnonzero(np.isin(labels, native))
+        if cap is not None:
+            rows = np.concatenate([rows[labels[rows] == c][:cap] for c in native])
+            rows.sort()
+        present = set(labels[rows].tolist())
+        empty = [self.class_names[c] for c in native if c not in present]
+        if empty:
+            raise DataError(f"task {task} has no {split} images for class(es) {empty}")
+        subset = dataset.select(rows)
+        if with_index:
+            subset = subset.add_column("sample_index", np.arange(len(rows)))
+        transform = ImageLabelTransform(self.image_processor, self.position_of_label, self.image_column, self.label_column)
+        return subset.with_transform(transform)
+
+    def train_dataset(self, task: int, with_index: bool = False) -> datasets.Dataset:
+        return self._subset(self.train, self._train_labels, task, self.max_train_per_class, "training", with_index)
+
+    def test_dataset(self, task: int) -> datasets.Dataset:
+        return self._subset(self.test, self._test_labels, task, self.max_eval_per_class, "test")
+
+
+def prompts_for(class_names, template: str) -> list[str]:
+    """Prompt text per class: underscores become spaces (the exact names stay in metadata)."""
+    return [template.format(name.replace("_", " ")) for name in class_names]
+
+
+def tokenize_prompts(tokenizer, prompts) -> dict[str, torch.Tensor]:
+    encoded = tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt")
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}

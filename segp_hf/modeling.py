@@ -1,0 +1,113 @@
+"""The PEFT-LoRA CLIP student and its feature helpers.
+
+LoRA sits in both towers; only ``lora_B`` trains (A keeps its random init, B starts at zero), so with
+the adapter disabled the model is exactly the pretrained CLIP.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import CLIPModel
+
+ADAPTER_NAME = "default"
+
+
+def resolve_model_path(model_name_or_path: str) -> str:
+    """Map the ``toy-clip`` alias to the toy CLIP shipped in the package; anything else is unchanged."""
+    from .config import TOY_CLIP
+
+    if model_name_or_path == TOY_CLIP:
+        from .toy_clip import toy_clip_path
+
+        return toy_clip_path()
+    return model_name_or_path
+
+
+def load_clip(model_name_or_path: str, revision: str | None = None, dtype=None) -> CLIPModel:
+    kwargs = {"revision": revision} if revision else {}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return CLIPModel.from_pretrained(resolve_model_path(model_name_or_path), **kwargs)
+
+
+def lora_config(r: int = 32, alpha: float | None = None, target_modules=("k_proj", "v_proj", "fc1", "fc2"), dropout: float = 0.0) -> LoraConfig:
+    return LoraConfig(
+        r=r,
+        lora_alpha=r if alpha is None else alpha,
+        target_modules=list(target_modules),
+        lora_dropout=dropout,
+        bias="none",
+        init_lora_weights=True,  # A: Kaiming-uniform, B: zeros
+    )
+
+
+def freeze_lora_A(model: torch.nn.Module) -> None:
+    """Only lora_B trains. Call again after any PEFT adapter toggle: PEFT re-enables the whole adapter."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_("lora_B" in name)
+
+
+def build_lora_clip(
+    model_name_or_path: str,
+    r: int = 32,
+    alpha: float | None = None,
+    target_modules=("k_proj", "v_proj", "fc1", "fc2"),
+    dropout: float = 0.0,
+    revision: str | None = None,
+    dtype=None,
+) -> PeftModel:
+    """A CLIPModel from a Hub id or local path with B-only LoRA in both towers."""
+    base = load_clip(model_name_or_path, revision=revision, dtype=dtype)
+    model = get_peft_model(base, lora_config(r, alpha, target_modules, dropout))
+    freeze_lora_A(model)
+    return model
+
+
+def clip_of(model) -> CLIPModel:
+    """The CLIPModel inside a PeftModel (LoRA layers are injected in place), DDP wrapper or not."""
+    model = getattr(model, "module", model)
+    return model.get_base_model() if isinstance(model, PeftModel) else model
+
+
+def logit_scale_of(model) -> float:
+    return float(clip_of(model).logit_scale.detach().exp())
+
+
+def encode_images(model, pixel_values: torch.Tensor, raw_feature: str = "pre_projection"):
+    """(normalised projected embeddings F(x), raw features h(x)) with one vision forward.
+
+    ``pre_projection``: pooled CLS after post-layernorm; ``projected``: projection before normalising.
+    """
+    clip = clip_of(model)
+    pooled = clip.vision_model(pixel_values=pixel_values).pooler_output
+    projected = clip.visual_projection(pooled)
+    raw = pooled if raw_feature == "pre_projection" else projected
+    return F.normalize(projected, dim=-1), raw
+
+
+def encode_texts(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Normalised projected text embeddings G(prompt)."""
+    clip = clip_of(model)
+    pooled = clip.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+    return F.normalize(clip.text_projection(pooled), dim=-1)
+
+
+@contextmanager
+def adapter_disabled(model):
+    """The pretrained CLIP (LoRA off); lora_A is frozen again on exit, as PEFT unfreezes it."""
+    peft_model = getattr(model, "module", model)
+    if not isinstance(peft_model, PeftModel):
+        yield model
+        return
+    with peft_model.disable_adapter():
+        yield model
+    freeze_lora_A(peft_model)
+
+
+def image_encoder(model, raw_feature: str = "pre_projection"):
+    """``pixels -> (embeds, raw)`` closure, the form DPGD attacks."""
+    return lambda pixel_values: encode_images(model, pixel_values, raw_feature)

@@ -1,0 +1,70 @@
+"""The state one task shares between the trainer, its callbacks and the continual loop.
+
+Callbacks never see the Trainer, so everything they produce (anchors, prototypes, teacher targets)
+lives here, and the trainer reads it in ``compute_loss`` / ``prediction_step``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import MethodSwitches
+
+
+@dataclass
+class AnchorSet:
+    """DPGD anchors with the teacher's outputs cached once, so no teacher runs during training."""
+
+    pixel_values: torch.Tensor  # (A, 3, H, W)
+    targets: torch.Tensor  # (A,) old-class positions
+    teacher_logits: torch.Tensor  # (A, old classes)
+    teacher_raw: torch.Tensor  # (A, D) raw features h^T
+
+    def __len__(self):
+        return self.targets.shape[0]
+
+    def to(self, device):
+        return AnchorSet(*(t.to(device) for t in (self.pixel_values, self.targets, self.teacher_logits, self.teacher_raw)))
+
+
+@dataclass
+class TaskState:
+    switches: MethodSwitches
+    text_inputs: dict  # tokenized prompts of ALL classes, in class-order positions
+    logit_scale: float = 100.0
+    task: int = 0
+    bounds: tuple[int, int] = (0, 0)  # current task's class positions [start, end)
+    train_dataset: object = None  # current task's training set (transformed), for callbacks
+    data_collator: object = None
+    prototypes: torch.Tensor | None = None  # (classes with a prototype, D), positions 0..n-1
+    anchors: AnchorSet | None = None
+    reference_text: torch.Tensor | None = None  # (seen, D) reference geometry for TSGR
+    tsgr_neighbours: torch.Tensor | None = None  # (new classes, k)
+    lwf_teacher_logits: torch.Tensor | None = None  # (train images, old classes), LwF variant
+    eval_classes: torch.Tensor | None = None  # class positions scored at evaluation
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def start(self) -> int:
+        return self.bounds[0]
+
+    @property
+    def end(self) -> int:
+        return self.bounds[1]
+
+    def begin_task(self, task: int, bounds: tuple[int, int], train_dataset, data_collator):
+        self.task = task
+        self.bounds = bounds
+        self.train_dataset = train_dataset
+        self.data_collator = data_collator
+        self.anchors = None
+        self.reference_text = None
+        self.tsgr_neighbours = None
+        self.lwf_teacher_logits = None
+
+    def seen_text_inputs(self, device, classes=None):
+        """Token ids of the classes at ``classes`` positions (default: all seen so far)."""
+        index = torch.arange(self.end) if classes is None else classes.cpu()
+        return {key: value[index].to(device) for key, value in self.text_inputs.items()}

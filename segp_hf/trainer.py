@@ -1,0 +1,150 @@
+"""SeGPTrainer: a Trainer whose loss is CE + lambda_A * ACGD + lambda_GR * TSGR and whose predictions
+are dual-path logits over the classes seen so far."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+import torch.nn.functional as F
+from transformers import Trainer
+
+from .losses import acgd_loss, tsgr_loss
+from .metrics import AccuracyMetric
+from .modeling import encode_images, encode_texts
+from .prototypes import dual_path_logits
+from .task_state import TaskState
+
+LOSS_TERMS = ("loss_cls", "loss_acgd", "loss_tsgr")
+
+
+def _argmax_logits(logits, labels):
+    return logits.argmax(dim=-1)
+
+
+def accuracy_metrics(eval_prediction) -> dict[str, float]:
+    predictions = eval_prediction.predictions
+    return AccuracyMetric().compute(predictions=predictions.reshape(-1), references=eval_prediction.label_ids.reshape(-1))
+
+
+class SeGPTrainer(Trainer):
+    # compute_loss returns a per-batch mean, so the Trainer must divide it by the accumulation steps.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, task_state: TaskState, **kwargs):
+        kwargs.setdefault("compute_metrics", accuracy_metrics)
+        kwargs.setdefault("preprocess_logits_for_metrics", _argmax_logits)
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+        self.task_state = task_state
+        self._term_sums = defaultdict(float)
+        self._term_count = 0
+        self._eval_text = None
+        # Anchor mini-batches are drawn from their own generator: reproducible, and resuming a task
+        # draws the same anchors as an uninterrupted run.
+        self._anchor_generator = torch.Generator().manual_seed(self.args.seed + task_state.task)
+
+    # ------------------------------------------------------------------ training
+    def _anchor_batch(self):
+        anchors = self.task_state.anchors
+        if anchors is None or self.task_state.switches.acgd != "anchors" or self.args.lambda_acgd == 0:
+            return None
+        count = min(self.args.anchor_batch_size, len(anchors))
+        return torch.randperm(len(anchors), generator=self._anchor_generator)[:count].to(anchors.targets.device)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        state, args = self.task_state, self.args
+        start, end = state.bounds
+        pixel_values, labels = inputs["pixel_values"], inputs["labels"]
+        batch = pixel_values.shape[0]
+        text = encode_texts(model, **state.seen_text_inputs(pixel_values.device))  # one forward, all seen classes
+
+        anchor_index = self._anchor_batch()
+        if anchor_index is not None:  # one image forward for the batch and the anchors
+            anchor_pixels = state.anchors.pixel_values[anchor_index].to(pixel_values)
+            pixel_values = torch.cat([pixel_values, anchor_pixels])
+        image_embeds, _ = encode_images(model, pixel_values, args.raw_feature)
+        scale = state.logit_scale
+
+        logits = scale * image_embeds[:batch] @ text.T
+        if args.cls_classes == "current":
+            loss_cls = F.cross_entropy(logits[:, start:end].float(), labels - start)
+        else:
+            loss_cls = F.cross_entropy(logits.float(), labels)
+        loss = loss_cls
+        terms = {"loss_cls": loss_cls}
+
+        if anchor_index is not None:
+            student = scale * image_embeds[batch:] @ text[:start].T
+            teacher = state.anchors.teacher_logits[anchor_index]
+            terms["loss_acgd"] = acgd_loss(student, teacher, args.acgd_temperature)
+        elif state.switches.acgd == "new_images" and state.lwf_teacher_logits is not None and args.lambda_acgd:
+            teacher = state.lwf_teacher_logits[inputs["sample_index"].to(state.lwf_teacher_logits.device)]
+            terms["loss_acgd"] = acgd_loss(logits[:, :start], teacher.to(logits.device), args.acgd_temperature)
+        if "loss_acgd" in terms:
+            loss = loss + args.lambda_acgd * terms["loss_acgd"]
+
+        if state.switches.tsgr and args.lambda_tsgr and state.reference_text is not None and end > 1:
+            terms["loss_tsgr"] = tsgr_loss(
+                text, state.reference_text, torch.arange(start, end), args.tsgr_k, args.tsgr_temperature,
+                neighbours=state.tsgr_neighbours,
+            )
+            loss = loss + args.lambda_tsgr * terms["loss_tsgr"]
+
+        if model.training:
+            self._record_terms(terms)
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _record_terms(self, terms):
+        for name in LOSS_TERMS:
+            if name in terms:
+                self._term_sums[name] += float(terms[name].detach())
+        self._term_count += 1
+
+    def log(self, logs, *args, **kwargs):
+        # Training logs carry "loss": add each term's mean over the micro-batches since the last log.
+        if "loss" in logs and self._term_count:
+            for name, total in self._term_sums.items():
+                logs[name] = round(total / self._term_count, 6)
+            self._term_sums.clear()
+            self._term_count = 0
+        super().log(logs, *args, **kwargs)
+
+    # ---------------------------------------------------------------- inference
+    def evaluate(self, *args, **kwargs):
+        self._eval_text = None  # text embeddings are computed once per evaluation, not per batch
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self._eval_text = None
+
+    def predict_logits(self, model, pixel_values):
+        """Dual-path logits over ``task_state.eval_classes`` (CLIP path only where a class lacks a prototype)."""
+        state = self.task_state
+        classes = state.eval_classes if state.eval_classes is not None else torch.arange(state.end)
+        if self._eval_text is None:
+            self._eval_text = encode_texts(model, **state.seen_text_inputs(pixel_values.device, classes))
+        image_embeds, raw = encode_images(model, pixel_values, self.args.raw_feature)
+        prototypes = state.prototypes
+        use_prototypes = (
+            state.switches.beta_enabled and self.args.beta and prototypes is not None
+            and int(classes.max()) < prototypes.shape[0]
+        )
+        if not use_prototypes:
+            return dual_path_logits(image_embeds, self._eval_text, raw, None, state.logit_scale, beta=0.0)
+        return dual_path_logits(
+            image_embeds, self._eval_text, raw, prototypes[classes.to(prototypes.device)].to(raw.device),
+            state.logit_scale, self.args.beta,
+        )
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        state = self.task_state
+        classes = state.eval_classes if state.eval_classes is not None else torch.arange(state.end)
+        with torch.no_grad():
+            logits = self.predict_logits(model, inputs["pixel_values"])
+        # labels are class positions; map them to columns of the scored class list
+        column_of = torch.full((state.text_inputs["input_ids"].shape[0],), -1, dtype=torch.long)
+        column_of[classes.cpu()] = torch.arange(len(classes))
+        labels = column_of[inputs["labels"].cpu()].to(logits.device)
+        return (None, logits, labels)
