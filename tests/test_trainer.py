@@ -1,0 +1,124 @@
+"""SeGPTrainer: gradient accumulation, what trains, logged loss terms, dual-path predictions."""
+
+from __future__ import annotations
+
+import torch
+from transformers import default_data_collator
+
+from conftest import tiny_settings
+from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
+from segp_hf.config import method_switches, parse_config
+from segp_hf.continual import build_scenario
+from segp_hf.data.scenario import prompts_for, tokenize_prompts
+from segp_hf.modeling import build_lora_clip, encode_images, encode_texts, logit_scale_of
+from segp_hf.prototypes import dual_path_logits
+from segp_hf.task_state import AnchorSet, TaskState
+from segp_hf.trainer import SeGPTrainer
+
+
+def _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=1, **overrides):
+    from transformers import AutoTokenizer
+
+    model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, tmp_path, **overrides))
+    scenario, template = build_scenario(model_args, data_args, tiny_benchmark)
+    torch.manual_seed(0)
+    model = build_lora_clip(tiny_clip_dir, r=4)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_clip_dir)
+    state = TaskState(
+        switches=method_switches(config.variant),
+        text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)),
+        logit_scale=logit_scale_of(model),
+    )
+    train = scenario.train_dataset(task)
+    state.begin_task(task, scenario.bounds[task], train, default_data_collator)
+    return model, config, scenario, state, train
+
+
+def _fake_anchors(state, count=6, dim=32, generator_seed=1):
+    g = torch.Generator().manual_seed(generator_seed)
+    start = state.start
+    return AnchorSet(
+        pixel_values=torch.randn(count, 3, 16, 16, generator=g),
+        targets=torch.arange(count) % start,
+        teacher_logits=10 * torch.randn(count, start, generator=g),
+        teacher_raw=torch.randn(count, dim, generator=g),
+    )
+
+
+def _one_step(tiny_clip_dir, tiny_benchmark, tmp_path, batch, accumulation):
+    model, config, scenario, state, train = _setup(
+        tiny_clip_dir, tiny_benchmark, tmp_path, per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulation, max_steps=1, optim="sgd", optim_args="momentum=0.0",
+        lr_scheduler_type="constant", learning_rate=0.5, anchor_batch_size=64,
+        max_grad_norm=0.0,  # clipping would hide a wrongly scaled loss
+    )
+    train = train.select(range(8))
+    state.train_dataset = train
+    state.anchors = _fake_anchors(state)  # anchor_batch_size >= anchors: every step sees all of them
+    state.reference_text = torch.nn.functional.normalize(torch.randn(state.end, 16, generator=torch.Generator().manual_seed(2)), dim=-1)
+    trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator, task_state=state)
+    trainer.train()
+    weights = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    return weights, trainer
+
+
+def test_gradient_accumulation_matches_full_batch(tiny_clip_dir, tiny_benchmark, tmp_path):
+    full, _ = _one_step(tiny_clip_dir, tiny_benchmark, tmp_path / "a", batch=8, accumulation=1)
+    accumulated, trainer = _one_step(tiny_clip_dir, tiny_benchmark, tmp_path / "b", batch=4, accumulation=2)
+    assert any(w.abs().sum() > 0 for w in full.values()), "the step must move lora_B"
+    for name in full:
+        torch.testing.assert_close(accumulated[name], full[name], rtol=1e-4, atol=1e-6)
+    logged = trainer.state.log_history[0]
+    for term in ("loss_cls", "loss_acgd", "loss_tsgr"):
+        assert term in logged and logged[term] > 0
+
+
+def test_accumulation_without_the_fix_would_differ(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    """Guard that the GA test can fail: if the Trainer skipped the division, the updates double."""
+    monkeypatch.setattr(SeGPTrainer, "loss_is_scaled_for_ga", True)
+    full, _ = _one_step(tiny_clip_dir, tiny_benchmark, tmp_path / "a", batch=8, accumulation=1)
+    accumulated, _ = _one_step(tiny_clip_dir, tiny_benchmark, tmp_path / "b", batch=4, accumulation=2)
+    assert any(not torch.allclose(accumulated[n], full[n], rtol=1e-4, atol=1e-6) for n in full)
+
+
+def test_only_lora_B_changes_over_a_whole_task(tiny_clip_dir, tiny_benchmark, tmp_path):
+    model, config, scenario, state, train = _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=0, num_train_epochs=2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = SeGPTrainer(
+        model=model, args=config, train_dataset=train, data_collator=default_data_collator, task_state=state,
+        callbacks=[TeacherTargetsCallback(state), PrototypeCallback(state)],
+    )
+    trainer.train()
+    assert state.reference_text is not None  # the adapter was toggled off for TSGR's reference
+    for name, parameter in model.named_parameters():
+        changed = not torch.equal(parameter.detach(), before[name])
+        if "lora_B" in name:
+            assert parameter.requires_grad
+        else:
+            assert not changed, f"{name} changed"
+            assert not parameter.requires_grad, f"{name} is trainable"
+    assert any(not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if "lora_B" in n)
+    trained = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert all("lora_B" in n for n, p in model.named_parameters() if id(p) in trained)
+
+
+def test_prediction_step_returns_dual_path_logits(tiny_clip_dir, tiny_benchmark, tmp_path):
+    model, config, scenario, state, train = _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=1)
+    state.prototypes = torch.randn(state.end, 32, generator=torch.Generator().manual_seed(3))
+    trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator, task_state=state)
+    batch = default_data_collator([train[i] for i in range(3)])
+    _, logits, labels = trainer.prediction_step(model, batch, prediction_loss_only=False)
+    with torch.no_grad():
+        embeds, raw = encode_images(model, batch["pixel_values"])
+        text = encode_texts(model, **state.seen_text_inputs("cpu"))
+    expected = dual_path_logits(embeds, text, raw, state.prototypes, state.logit_scale, beta=0.5)
+    torch.testing.assert_close(logits, expected)
+    assert logits.shape == (3, state.end)
+    torch.testing.assert_close(labels, batch["labels"])
+    # a future task (classes without prototypes) is scored by the CLIP path alone
+    state.eval_classes = torch.tensor([0, 1, 2, 3, 4, 5])
+    trainer._eval_text = None
+    _, logits, labels = trainer.prediction_step(model, batch, prediction_loss_only=False)
+    text_all = encode_texts(model, **state.seen_text_inputs("cpu", state.eval_classes))
+    torch.testing.assert_close(logits, dual_path_logits(embeds, text_all, raw, None, state.logit_scale, beta=0.0))
+    torch.testing.assert_close(labels, batch["labels"])  # positions 2, 3 are columns 2, 3
