@@ -1,0 +1,98 @@
+"""End to end on the tiny CLIP: 3 tasks, full accuracy matrix, checkpoints, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import tiny_settings
+from segp_hf import checkpoints as ckpt
+from segp_hf.config import RecipeError, parse_config
+from segp_hf.continual import ContinualRunner, run_continual
+
+
+def _run(tiny_clip_dir, tiny_benchmark, output_dir, **overrides):
+    model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, output_dir, **overrides))
+    return run_continual(model_args, data_args, config, benchmark=tiny_benchmark)
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_clip_dir, tiny_benchmark, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("full")
+    return output_dir, _run(tiny_clip_dir, tiny_benchmark, output_dir)
+
+
+def test_full_matrix_metrics_and_checkpoints(full_run):
+    output_dir, results = full_run
+    matrix = results["acc_matrix"]
+    assert len(matrix) == 3 and all(len(row) == 3 for row in matrix)
+    assert all(v is not None and 0 <= v <= 100 for row in matrix for v in row)  # future tasks too (FWT)
+    for key in ("avg", "last", "forgetting", "bwt", "fwt"):
+        assert results[key] is not None and math.isfinite(results[key])
+    on_disk = json.loads((output_dir / "results.json").read_text())
+    assert on_disk["acc_matrix"] == matrix
+    assert (output_dir / "acc_matrix.png").stat().st_size > 0
+    for task in range(3):
+        folder = output_dir / f"task-{task}"
+        for name in ("adapter_model.safetensors", "adapter_config.json", "prototypes.safetensors",
+                     "classes.json", "segp_config.json", "metrics.json"):
+            assert (folder / name).is_file(), f"{folder / name} missing"
+        classes = json.loads((folder / "classes.json").read_text())
+        assert len(classes["class_names_seen"]) == 2 * (task + 1)
+        assert classes["class_order_seen"] == [3, 0, 5, 1, 4, 2][: 2 * (task + 1)]
+        assert classes["class_names_seen"][0] == "yellow square"
+        assert ckpt.load_prototypes(folder).shape == (2 * (task + 1), 32)
+    assert not list(output_dir.glob(".task-*"))  # no staging directory left behind
+
+
+def test_adapter_changes_between_tasks(full_run):
+    from safetensors.torch import load_file
+
+    output_dir, _ = full_run
+    first = load_file(output_dir / "task-0" / "adapter_model.safetensors")
+    last = load_file(output_dir / "task-2" / "adapter_model.safetensors")
+    assert any(not torch.equal(first[k], last[k]) for k in first)
+
+
+def test_resume_after_interruption_gives_identical_results(tiny_clip_dir, tiny_benchmark, tmp_path, full_run, monkeypatch):
+    _, uninterrupted = full_run
+    original = ContinualRunner.run_task
+
+    def crash_at_task_2(self, task):
+        if task == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, task)
+
+    monkeypatch.setattr(ContinualRunner, "run_task", crash_at_task_2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tiny_clip_dir, tiny_benchmark, tmp_path)
+    assert ckpt.completed_tasks(tmp_path) == 2
+    partial = json.loads((tmp_path / "results.json").read_text())
+    assert partial["tasks_completed"] == 2
+
+    monkeypatch.setattr(ContinualRunner, "run_task", original)
+    calls = []
+    monkeypatch.setattr(ContinualRunner, "run_task", lambda self, task: calls.append(task) or original(self, task))
+    resumed = _run(tiny_clip_dir, tiny_benchmark, tmp_path)
+    assert calls == [2]  # only the unfinished task runs again
+    assert resumed["acc_matrix"] == uninterrupted["acc_matrix"]
+    for key in ("avg", "last", "forgetting", "bwt", "fwt"):
+        assert resumed[key] == uninterrupted[key]
+
+
+def test_resume_refuses_contradicting_settings(tiny_clip_dir, tiny_benchmark, tmp_path, full_run):
+    output_dir, _ = full_run
+    model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, output_dir, lambda_acgd=1.0))
+    with pytest.raises(RecipeError, match="lambda_acgd"):
+        ContinualRunner(model_args, data_args, config, benchmark=tiny_benchmark).run()
+
+
+@pytest.mark.parametrize("variant", ["zero-shot", "lora", "lwf", "segp-cl-onlyclip"])
+def test_variants_run(tiny_clip_dir, tiny_benchmark, tmp_path, variant):
+    results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, variant=variant, num_tasks=2)
+    assert len(results["acc_matrix"]) == 2 and results["last"] is not None
+    has_prototypes = (tmp_path / "task-1" / "prototypes.safetensors").exists()
+    assert has_prototypes == (variant == "segp-cl-onlyclip")
