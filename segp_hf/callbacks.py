@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
@@ -62,6 +64,26 @@ def build_anchors(model, state: TaskState, args, old_text: torch.Tensor, image_e
         logits.append(state.logit_scale * embeds @ old_text.T)
         raws.append(raw)
     return AnchorSet(torch.cat(pixels), targets.to(device), torch.cat(logits), torch.cat(raws))
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the task is stopped before anything of it is saved."""
+
+
+class NonFiniteLossCallback(TrainerCallback):
+    """Stops the task at the first logged non-finite loss (the logged loss is not NaN-filtered here)."""
+
+    def __init__(self, task_state: TaskState):
+        self.state = task_state
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            raise TrainingDivergedError(
+                f"the loss became {loss} at step {state.global_step} of task {self.state.task}; nothing of this "
+                f"task was saved and the checkpoints of earlier tasks are intact. Lower learning_rate (or the "
+                f"loss weights) and rerun the same command to resume."
+            )
 
 
 class TeacherTargetsCallback(TrainerCallback):

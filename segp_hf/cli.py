@@ -11,6 +11,7 @@ import logging
 import sys
 from importlib import resources
 
+from .callbacks import TrainingDivergedError
 from .config import RecipeError, known_keys, load_recipe, parse_config
 from .data.scenario import DataError
 
@@ -57,6 +58,11 @@ def main(argv=None) -> int:
             raise
         print(f"segp-hf: error: {error}", file=sys.stderr)
         return 2
+    except TrainingDivergedError as error:
+        if args.debug:
+            raise
+        print(f"segp-hf: training stopped: {error}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -114,6 +114,9 @@ class SeGPConfig(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep our columns."})
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "PeftModel under DDP."})
+    logging_nan_inf_filter: bool = field(
+        default=False, metadata={"help": "Keep NaN/inf in logged losses so a diverged task is stopped."}
+    )
 
     def __post_init__(self):
         super().__post_init__()

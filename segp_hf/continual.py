@@ -12,7 +12,7 @@ import torch
 from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collator
 
 from . import checkpoints as ckpt
-from .callbacks import PrototypeCallback, TeacherTargetsCallback, update_prototypes
+from .callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback
 from .config import RecipeError, config_to_dict, method_switches
 from .data.registry import LoadedBenchmark, load_benchmark, resolve_class_order
 from .data.scenario import ClassIncrementalScenario, prompts_for, tokenize_prompts
@@ -117,7 +117,7 @@ class ContinualRunner:
             train_dataset=train_dataset,
             data_collator=default_data_collator,
             task_state=self.state,
-            callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state)],
+            callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state), NonFiniteLossCallback(self.state)],
         )
 
     def evaluate_row(self, trainer: SeGPTrainer, task: int) -> list[float]:
@@ -178,8 +178,19 @@ class ContinualRunner:
         save_heatmap(self.acc_matrix, self.output_dir / "acc_matrix.png", title=f"{self.config.variant}: accuracy (%)")
         return results
 
+    def check_output_dir(self):
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.output_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as error:
+            raise RecipeError(
+                f"output_dir {self.output_dir} is not writable ({error.strerror}); choose another --output_dir"
+            ) from None
+
     def run(self) -> dict:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.check_output_dir()
         first = self.resume()
         for task in range(first, self.data_args.num_tasks):
             logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])

@@ -96,16 +96,17 @@ class SeGPTrainer(Trainer):
         return (loss, {"logits": logits}) if return_outputs else loss
 
     def _record_terms(self, terms):
+        # Summed as tensors: no device sync per step, only at logging time.
         for name in LOSS_TERMS:
             if name in terms:
-                self._term_sums[name] += float(terms[name].detach())
+                self._term_sums[name] = self._term_sums[name] + terms[name].detach()
         self._term_count += 1
 
     def log(self, logs, *args, **kwargs):
         # Training logs carry "loss": add each term's mean over the micro-batches since the last log.
         if "loss" in logs and self._term_count:
             for name, total in self._term_sums.items():
-                logs[name] = round(total / self._term_count, 6)
+                logs[name] = round(float(total) / self._term_count, 6)
             self._term_sums.clear()
             self._term_count = 0
         super().log(logs, *args, **kwargs)

@@ -74,6 +74,9 @@ class ClassIncrementalScenario:
     bounds: list[tuple[int, int]] = field(init=False)
 
     def __post_init__(self):
+        duplicated = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
+        if duplicated:
+            raise DataError(f"class names must be unique (prompts would collide): {duplicated[:10]} appear twice")
         self.class_order = check_class_order(self.class_order, len(self.class_names))
         self.bounds = task_bounds(len(self.class_order), self.num_tasks)
         self.position_of_label = np.empty(len(self.class_order), dtype=np.int64)

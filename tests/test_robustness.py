@@ -1,0 +1,99 @@
+"""User errors and failures: clear messages, non-zero exits, nothing already written lost."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import TEMPLATE, make_colour_dataset, tiny_settings
+from segp_hf import checkpoints as ckpt
+from segp_hf.callbacks import TrainingDivergedError
+from segp_hf.config import RecipeError, parse_config
+from segp_hf.continual import ContinualRunner, run_continual
+from segp_hf.data.registry import LoadedBenchmark
+from segp_hf.data.scenario import DataError
+from segp_hf.trainer import SeGPTrainer
+
+
+def _runner(tiny_clip_dir, benchmark, output_dir, **overrides):
+    model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, output_dir, **overrides))
+    return ContinualRunner(model_args, data_args, config, benchmark=benchmark)
+
+
+def test_nan_loss_stops_the_task_and_keeps_earlier_checkpoints(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    original = SeGPTrainer.compute_loss
+
+    def nan_in_task_1(self, model, inputs, *args, **kwargs):
+        loss = original(self, model, inputs, *args, **kwargs)
+        return loss * float("nan") if self.task_state.task == 1 else loss
+
+    monkeypatch.setattr(SeGPTrainer, "compute_loss", nan_in_task_1)
+    with pytest.raises(TrainingDivergedError, match="task 1"):
+        _runner(tiny_clip_dir, tiny_benchmark, tmp_path).run()
+    assert ckpt.completed_tasks(tmp_path) == 1
+    assert not (tmp_path / "task-1").exists()
+    assert json.loads((tmp_path / "results.json").read_text())["tasks_completed"] == 1
+
+
+def test_duplicate_class_names(tiny_clip_dir, tiny_benchmark, tmp_path):
+    names = list(tiny_benchmark.class_names)
+    names[1] = names[0]
+    bad = LoadedBenchmark(tiny_benchmark.train, tiny_benchmark.test, names, tiny_benchmark.class_order, TEMPLATE)
+    with pytest.raises(DataError, match="unique"):
+        _runner(tiny_clip_dir, bad, tmp_path)
+
+
+def test_class_order_not_a_permutation(tiny_clip_dir, tiny_benchmark, tmp_path):
+    with pytest.raises(DataError, match="permutation"):
+        _runner(tiny_clip_dir, tiny_benchmark, tmp_path, class_order="0,1,2,3,4,4")
+
+
+def test_uneven_split_is_supported(tiny_clip_dir, tiny_benchmark, tmp_path):
+    runner = _runner(tiny_clip_dir, tiny_benchmark, tmp_path, num_tasks=4)
+    assert runner.scenario.bounds == [(0, 2), (2, 4), (4, 5), (5, 6)]
+
+
+def test_class_without_training_images(tiny_clip_dir, tiny_benchmark, tmp_path):
+    train = tiny_benchmark.train.filter(lambda row: row["label"] != 0)
+    bad = LoadedBenchmark(train, tiny_benchmark.test, tiny_benchmark.class_names, tiny_benchmark.class_order, TEMPLATE)
+    runner = _runner(tiny_clip_dir, bad, tmp_path)
+    with pytest.raises(DataError, match="no training images for class"):
+        runner.run()
+
+
+def test_missing_columns_are_listed(tiny_clip_dir, tiny_benchmark, tmp_path):
+    train = tiny_benchmark.train.rename_column("image", "img")
+    bad = LoadedBenchmark(train, tiny_benchmark.test, tiny_benchmark.class_names, tiny_benchmark.class_order, TEMPLATE)
+    with pytest.raises(DataError, match=r"no column\(s\) \['image'\].*available columns: \['img', 'label'\]"):
+        _runner(tiny_clip_dir, bad, tmp_path)
+
+
+def test_grayscale_rgba_and_palette_images_are_converted(tiny_clip_dir, tiny_benchmark, tmp_path):
+    dataset = make_colour_dataset(per_class=2, seed=3)
+    modes = ["L", "RGBA", "P"]
+    converted = dataset.cast_column("image", dataset.features["image"]).map(
+        lambda row, i: {"image": row["image"].convert(modes[i % 3])}, with_indices=True
+    )
+    bench = LoadedBenchmark(converted, converted, tiny_benchmark.class_names, tiny_benchmark.class_order, TEMPLATE)
+    runner = _runner(tiny_clip_dir, bench, tmp_path)
+    batch = runner.scenario.train_dataset(0)[[0, 1, 2]]
+    assert batch["pixel_values"].shape == (3, 3, 16, 16)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_dir(tiny_clip_dir, tiny_benchmark, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    with pytest.raises(RecipeError, match="not writable"):
+        _runner(tiny_clip_dir, tiny_benchmark, locked / "out").run()
+
+
+def test_output_dir_that_is_a_file(tiny_clip_dir, tiny_benchmark, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(RecipeError, match="not writable"):
+        _runner(tiny_clip_dir, tiny_benchmark, blocker / "out").run()
