@@ -31,9 +31,22 @@ def _train(args, overrides):
     run_continual(model_args, data_args, config)
 
 
+def _ablate(args, overrides):
+    from .ablation import run_ablation
+    from .config import VARIANTS
+
+    recipe = load_recipe(args.config or default_recipe())
+    variants = args.variants.split(",") if args.variants else VARIANTS
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise RecipeError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")
+    if args.seeds < 1:
+        raise RecipeError(f"--seeds must be >= 1, got {args.seeds}")
+    run_ablation(recipe, overrides, args.seeds, args.output_dir, variants)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segp-hf", description="SeGP-CL continual learning of CLIP.")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
         "train",
@@ -44,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
     train.add_argument("--debug", action="store_true", help="show full tracebacks")
     train.set_defaults(handler=_train)
+    ablate = commands.add_parser("ablate", help="run every variant over several seeds and tabulate")
+    ablate.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
+    ablate.add_argument("--seeds", type=int, default=3, help="seeds per variant (0..N-1)")
+    ablate.add_argument("--output_dir", default="outputs/ablation", help="where runs and tables go")
+    ablate.add_argument("--variants", help="comma-separated subset of variants (default: all)")
+    ablate.add_argument("--debug", action="store_true", help="show full tracebacks")
+    ablate.set_defaults(handler=_ablate)
     return parser
 
 

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collator
+from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collator, set_seed
 
 from . import checkpoints as ckpt
 from .callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback
@@ -70,6 +70,7 @@ class ContinualRunner:
         self.run_config = ckpt.nan_to_none(
             {**config_to_dict(model_args, data_args, config), "prompt_template": self.template}
         )
+        set_seed(config.seed)  # LoRA A's random init depends on it
         self.model = build_lora_clip(
             model_args.model_name_or_path, r=model_args.lora_r, alpha=model_args.lora_alpha,
             target_modules=model_args.lora_target_modules, dropout=model_args.lora_dropout,

@@ -69,3 +69,30 @@ def test_train_command_runs_a_recipe(tiny_clip_dir, tmp_path, monkeypatch):
     assert cli.main(["train", "--config", str(recipe_path), "--output_dir", str(tmp_path / "out")]) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(results["acc_matrix"]) == 2
+
+
+def test_ablate_writes_table(tiny_clip_dir, tiny_benchmark, tmp_path):
+    from segp_hf.ablation import run_ablation
+
+    recipe = tiny_settings(tiny_clip_dir, tmp_path / "unused", num_tasks=2)
+    rows = run_ablation(recipe, [], seeds=2, output_dir=tmp_path, variants=["lora", "segp-cl"], benchmark=tiny_benchmark)
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert [r["variant"] for r in saved] == ["lora", "segp-cl"]
+    for row in saved:
+        assert len(row["per_seed"]) == 2
+        lasts = [r["last"] for r in row["per_seed"]]
+        assert abs(row["last_mean"] - sum(lasts) / 2) < 1e-9
+        assert {"last_std", "avg_mean", "forgetting_mean", "bwt_mean", "fwt_mean"} <= set(row)
+    table = (tmp_path / "ablation.md").read_text()
+    assert table.startswith("| variant |") and "| segp-cl |" in table
+    assert rows[0]["per_seed"][0]["seed"] == 0
+
+
+def test_same_seed_same_results(tiny_clip_dir, tiny_benchmark, tmp_path):
+    from segp_hf.continual import run_continual
+
+    results = []
+    for name in ("a", "b"):
+        settings = tiny_settings(tiny_clip_dir, tmp_path / name, num_tasks=2, seed=7)
+        results.append(run_continual(*parse_config(settings), benchmark=tiny_benchmark))
+    assert results[0]["acc_matrix"] == results[1]["acc_matrix"]
