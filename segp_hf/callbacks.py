@@ -25,6 +25,22 @@ def _device_of(model):
     return next(model.parameters()).device
 
 
+# ------------------------------------------------------------------------------------ several processes
+def distributed_world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torch.distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def broadcast_from_main(*tensors: torch.Tensor) -> None:
+    """Make rank 0's copy of tensors every rank computed deterministically bit-identical everywhere
+    (in place; same shapes on every rank by construction)."""
+    if distributed_world()[1] > 1:
+        for tensor in tensors:
+            torch.distributed.broadcast(tensor, src=0)
+
+
 def _loader(dataset, collator, batch_size):
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
 
@@ -105,6 +121,7 @@ class TeacherTargetsCallback(TrainerCallback):
                         reference = encode_texts(model, **task_state.seen_text_inputs(device))
                 else:
                     reference = encode_texts(model, **task_state.seen_text_inputs(device))
+            broadcast_from_main(reference)
             task_state.reference_text = reference
             if end > 1:
                 task_state.tsgr_neighbours = tsgr_neighbours(reference, torch.arange(start, end), args.tsgr_k)
@@ -115,10 +132,15 @@ class TeacherTargetsCallback(TrainerCallback):
             embeds, _, _ = encode_dataset(
                 model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
             )
+            # Every rank builds the same anchors from the whole task (deterministic: same weights, same
+            # images, no randomness); rank 0's are then broadcast so all ranks distil on identical targets.
             if switches.acgd == "anchors":
-                task_state.anchors = build_anchors(model, task_state, args, old_text, embeds)
+                anchors = build_anchors(model, task_state, args, old_text, embeds)
+                broadcast_from_main(anchors.pixel_values, anchors.targets, anchors.teacher_logits, anchors.teacher_raw)
+                task_state.anchors = anchors
             else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
-                task_state.lwf_teacher_logits = task_state.logit_scale * embeds @ old_text.T
+                task_state.lwf_teacher_logits = (task_state.logit_scale * embeds @ old_text.T).contiguous()
+                broadcast_from_main(task_state.lwf_teacher_logits)
         model.train(was_training)
 
 
@@ -128,6 +150,16 @@ class PrototypeCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         update_prototypes(model, self.state, args)
+
+
+def _empty_sums(model, num_classes, raw_feature, width=None):
+    """Zero sums/counts for a rank whose shard is empty (more ranks than images)."""
+    from .modeling import clip_of
+
+    config = clip_of(model).config
+    width = width or (config.vision_config.hidden_size if raw_feature == "pre_projection" else config.projection_dim)
+    device = _device_of(model)
+    return torch.zeros(num_classes, width, device=device), torch.zeros(num_classes, dtype=torch.long, device=device)
 
 
 def update_prototypes(model, task_state: TaskState, args):
@@ -148,10 +180,23 @@ def update_prototypes(model, task_state: TaskState, args):
             task_state.prototypes, anchors.teacher_raw, student_raw, anchors.targets,
             temperature=args.prototype_temperature, mode=args.prototype_transfer,
         )
-    _, raws, labels = encode_dataset(
-        model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
-    )
-    sums, counts = class_sums(raws, labels - start, end - start)
+    # Class means from sums and counts: under several processes each rank encodes its shard of the task's
+    # images and the sums and counts are all-reduced (then every rank holds the same prototypes).
+    rank, world = distributed_world()
+    dataset = task_state.train_dataset
+    if world > 1:
+        dataset = dataset.select(range(rank, len(dataset), world))
+    if len(dataset):
+        _, raws, labels = encode_dataset(
+            model, dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
+        )
+        sums, counts = class_sums(raws, labels - start, end - start)
+    else:
+        width = task_state.prototypes.shape[1] if task_state.prototypes is not None else None
+        sums, counts = _empty_sums(model, end - start, args.raw_feature, width)
+    if world > 1:
+        torch.distributed.all_reduce(sums)
+        torch.distributed.all_reduce(counts)
     new_prototypes = sums / counts.clamp(min=1).unsqueeze(1)
     old = task_state.prototypes[:start].to(new_prototypes) if task_state.prototypes is not None else new_prototypes[:0]
     task_state.prototypes = torch.cat([old, new_prototypes])

@@ -27,8 +27,59 @@ def _train(args, overrides):
     from .continual import run_continual
 
     recipe = load_recipe(args.config or default_recipe())
+    if args.resume_from:
+        _resume_from(args, overrides)
+        return
     model_args, data_args, config = parse_config(recipe, overrides)
     run_continual(model_args, data_args, config)
+
+
+def _resume_from(args, overrides):
+    """Continue another run's sequence after its task k: its checkpoints 0..k are copied (or downloaded)
+    into --output_dir, then the normal resume runs task k+1 on. Settings: --config, else the checkpoint's."""
+    from .continual import run_continual
+    from .hub import fetch_task_dirs, parse_checkpoint_ref
+    from .task_eval import saved_settings
+
+    source, task = parse_checkpoint_ref(args.resume_from)
+    if task is None:
+        raise RecipeError(f"--resume_from needs a task: {args.resume_from}@task-K")
+    recipe = load_recipe(args.config) if args.config else saved_settings(source, task)
+    model_args, data_args, config = parse_config(recipe, overrides)
+    if task + 1 >= data_args.num_tasks:
+        raise RecipeError(f"{args.resume_from} is already the last task (num_tasks={data_args.num_tasks})")
+    fetch_task_dirs(source, task, config.output_dir)
+    run_continual(model_args, data_args, config)
+
+
+def _eval(args, overrides):
+    import json
+
+    from .task_eval import evaluate_checkpoint
+
+    recipe = load_recipe(args.config) if args.config else None
+    result = evaluate_checkpoint(args.checkpoint, recipe, overrides)
+    per_task = "  ".join(f"T{t}: {a:.1f}" for t, a in enumerate(result["acc_per_task"]))
+    print(f"{args.checkpoint}: accuracy over the {result['classes_seen']} seen classes {result['accuracy']:.2f}%  ({per_task})")
+    print(json.dumps(result))
+
+
+def _push(args, overrides):
+    from .hub import push_output_dir
+
+    if overrides:
+        raise RecipeError(f"unexpected arguments for push: {' '.join(overrides)}")
+    pusher = push_output_dir(args.output_dir, args.repo_id, token=args.token, private=args.private or None,
+                             retries=args.retries, backoff=args.backoff)
+    print(f"Pushed {', '.join(f'task-{t}' for t in pusher.pushed) or 'nothing'} to {args.repo_id}")
+    report = pusher.report(args.output_dir)
+    if report:
+        print(report, file=sys.stderr)
+        raise PushIncompleteError(report)
+
+
+class PushIncompleteError(RuntimeError):
+    """Some tasks could not be pushed (exit code 4)."""
 
 
 def _ablate(args, overrides):
@@ -56,7 +107,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
     train.add_argument("--debug", action="store_true", help="show full tracebacks")
+    train.add_argument(
+        "--resume_from", metavar="REPO_OR_DIR@task-K",
+        help="continue another run after its task K (a local output dir or a Hub repo; settings: its own "
+        "unless --config is given)",
+    )
     train.set_defaults(handler=_train)
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a task checkpoint on the seen classes' test images",
+        description="Evaluate REPO_OR_DIR@task-K (local output dir or Hub repo, offline from the HF cache with "
+        "HF_HUB_OFFLINE=1). Data settings: the checkpoint's, changed by --config or --key value.",
+    )
+    evaluate.add_argument("--checkpoint", required=True, metavar="REPO_OR_DIR@task-K")
+    evaluate.add_argument("--config", help="recipe YAML whose settings override the checkpoint's")
+    evaluate.add_argument("--debug", action="store_true", help="show full tracebacks")
+    evaluate.set_defaults(handler=_eval)
+    push = commands.add_parser("push", help="push every complete task of a local run to the Hub (task-k branches)")
+    push.add_argument("output_dir")
+    push.add_argument("repo_id")
+    push.add_argument("--token", help="Hub token (default: the logged-in one / HF_TOKEN)")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--retries", type=int, default=3, help="retries per failed call")
+    push.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry (doubles)")
+    push.add_argument("--debug", action="store_true", help="show full tracebacks")
+    push.set_defaults(handler=_push)
     ablate = commands.add_parser("ablate", help="run every variant over several seeds and tabulate")
     ablate.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
     ablate.add_argument("--seeds", type=int, default=3, help="seeds per variant (0..N-1)")
@@ -78,6 +152,8 @@ def main(argv=None) -> int:
             raise
         print(f"segp-hf: error: {error}", file=sys.stderr)
         return 2
+    except PushIncompleteError:
+        return 4
     except TrainingDivergedError as error:
         if args.debug:
             raise

@@ -117,6 +117,11 @@ class SeGPConfig(TrainingArguments):
     logging_nan_inf_filter: bool = field(
         default=False, metadata={"help": "Keep NaN/inf in logged losses so a diverged task is stopped."}
     )
+    # Hub (with push_to_hub / hub_model_id / hub_token / hub_private_repo from TrainingArguments)
+    hub_push_retries: int = field(default=3, metadata={"help": "Retries of a failed per-task Hub push."})
+    hub_push_backoff: float = field(
+        default=2.0, metadata={"help": "Seconds before the first push retry; doubles at each retry."}
+    )
 
     def __post_init__(self):
         super().__post_init__()

@@ -17,7 +17,7 @@ from .config import RecipeError, config_to_dict, method_switches
 from .data.registry import LoadedBenchmark, load_benchmark, resolve_class_order
 from .data.scenario import ClassIncrementalScenario, prompts_for, tokenize_prompts
 from .metrics import continual_metrics
-from .modeling import build_lora_clip, logit_scale_of, resolve_model_path
+from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
 from .report import format_matrix, format_metrics, save_heatmap
 from .task_state import TaskState
 from .trainer import SeGPTrainer
@@ -25,7 +25,8 @@ from .trainer import SeGPTrainer
 logger = logging.getLogger(__name__)
 
 # Settings that may differ between an interrupted run and its resumption without changing results.
-RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size"}
+RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size",
+                    "hub_push_retries", "hub_push_backoff", "base_model_commit"}
 
 
 def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None):
@@ -76,6 +77,9 @@ class ContinualRunner:
             target_modules=model_args.lora_target_modules, dropout=model_args.lora_dropout,
             revision=model_args.model_revision,
         )
+        # The base model's commit as loaded (None for a local path): lets load_task pin the base revision.
+        self.run_config["base_model_commit"] = getattr(clip_of(self.model).config, "_commit_hash", None)
+        self.pusher = None  # set on the main process by run() when pushing is requested
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path),
                                                   revision=model_args.model_revision)
         prompts = prompts_for(self.scenario.ordered_class_names, self.template)
@@ -107,7 +111,20 @@ class ContinualRunner:
 
     # -------------------------------------------------------------------- tasks
     def task_args(self, task: int):
-        return dataclasses.replace(self.config, output_dir=str(self.output_dir / ".trainer" / f"task-{task}"))
+        # The inner Trainer never pushes by itself: hub.py pushes each task to its own branch.
+        return dataclasses.replace(
+            self.config, output_dir=str(self.output_dir / ".trainer" / f"task-{task}"), push_to_hub=False
+        )
+
+    # ------------------------------------------------------------- processes
+    @property
+    def is_main_process(self) -> bool:
+        return self.config.process_index == 0
+
+    def wait_for_everyone(self):
+        """Barrier across ranks (no-op in a single process): read-after-write of checkpoints is safe."""
+        if self.config.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
 
     def make_trainer(self, task: int) -> SeGPTrainer:
         train_dataset = self.scenario.train_dataset(task, with_index=self.switches.acgd == "new_images")
@@ -162,6 +179,12 @@ class ContinualRunner:
             payload = {"task": task, "acc_row": self.acc_matrix[task], "test_sizes": self.test_sizes, "metrics": metrics}
             ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload)
             self.write_results(task)
+            from .hub import hub_repo_id, write_task_card
+
+            write_task_card(self.output_dir, task, hub_repo_id(self.config))
+            if self.pusher is not None:
+                self.pusher.push(self.output_dir, task)  # never raises: failures are queued and reported
+        self.wait_for_everyone()
         return metrics
 
     def write_results(self, task: int) -> dict:
@@ -190,16 +213,37 @@ class ContinualRunner:
                 f"output_dir {self.output_dir} is not writable ({error.strerror}); choose another --output_dir"
             ) from None
 
+    def start_pusher(self):
+        """Main process, before any training: check the Hub credentials when pushing is requested."""
+        from .hub import pusher_from_config
+
+        self.pusher = pusher_from_config(self.config)
+        if self.pusher is not None:
+            user = self.pusher.check_credentials()
+            logger.info("Pushing every task to %s as %s", self.pusher.repo_id, user)
+
     def run(self) -> dict:
-        self.check_output_dir()
+        if self.is_main_process:
+            self.check_output_dir()
+            self.start_pusher()
+        self.wait_for_everyone()
         first = self.resume()
         for task in range(first, self.data_args.num_tasks):
             logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])
             self.run_task(task)
         last = self.data_args.num_tasks - 1
+        if not self.is_main_process:
+            self.wait_for_everyone()
+            return ckpt.nan_to_none({"acc_matrix": self.acc_matrix, **self.metrics_so_far(last)})
         results = ckpt.nan_to_none(self.write_results(last))
         print(format_matrix(self.acc_matrix))
         print(format_metrics(results))
+        if self.pusher is not None:
+            self.pusher.push_pending(self.output_dir)  # one more try for anything still queued
+            not_pushed = self.pusher.report(self.output_dir)
+            if not_pushed:
+                print(not_pushed)
+        self.wait_for_everyone()
         return results
 
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer
 
 from .losses import acgd_loss, tsgr_loss
@@ -57,13 +58,18 @@ class SeGPTrainer(Trainer):
         start, end = state.bounds
         pixel_values, labels = inputs["pixel_values"], inputs["labels"]
         batch = pixel_values.shape[0]
-        text = encode_texts(model, **state.seen_text_inputs(pixel_values.device))  # one forward, all seen classes
-
+        text_inputs = state.seen_text_inputs(pixel_values.device)  # one text forward, all seen classes
         anchor_index = self._anchor_batch()
         if anchor_index is not None:  # one image forward for the batch and the anchors
             anchor_pixels = state.anchors.pixel_values[anchor_index].to(pixel_values)
             pixel_values = torch.cat([pixel_values, anchor_pixels])
-        image_embeds, _ = encode_images(model, pixel_values, args.raw_feature)
+        if isinstance(model, DistributedDataParallel):
+            # Under DDP the forward must go through the wrapper, or the gradients are never all-reduced.
+            outputs = model(pixel_values=pixel_values, **text_inputs, return_dict=True)
+            image_embeds, text = outputs.image_embeds, outputs.text_embeds
+        else:
+            text = encode_texts(model, **text_inputs)
+            image_embeds, _ = encode_images(model, pixel_values, args.raw_feature)
         scale = state.logit_scale
 
         logits = scale * image_embeds[:batch] @ text.T

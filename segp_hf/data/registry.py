@@ -54,6 +54,29 @@ def register_benchmark(spec: BenchmarkSpec) -> None:
     BENCHMARKS[spec.name] = spec
 
 
+def _load_local_disk(data_args) -> LoadedBenchmark:
+    """``benchmark: local``: a ``DatasetDict.save_to_disk`` folder at ``data_dir`` with ``train`` and ``test``
+    splits, an ``image`` column and a ``ClassLabel`` ``label`` column (class names from its ``names``,
+    default order = label ids)."""
+    if not data_args.data_dir:
+        raise DataError("benchmark 'local' needs --data_dir: a DatasetDict.save_to_disk folder with train/test splits")
+    try:
+        splits = datasets.load_from_disk(data_args.data_dir)
+    except FileNotFoundError as error:
+        raise DataError(f"benchmark 'local': {data_args.data_dir} is not a save_to_disk folder ({error})") from None
+    missing = [name for name in ("train", "test") if name not in splits]
+    label = splits["train"].features.get("label") if not missing else None
+    if missing or not isinstance(label, datasets.ClassLabel):
+        raise DataError(f"benchmark 'local' needs train and test splits with a ClassLabel 'label' column in {data_args.data_dir}")
+    return LoadedBenchmark(
+        train=splits["train"], test=splits["test"], class_names=list(label.names),
+        class_order=list(range(label.num_classes)), template="a good photo of a {}.",
+    )
+
+
+register_benchmark(BenchmarkSpec("local", "a save_to_disk DatasetDict at --data_dir (ClassLabel names)", _load_local_disk))
+
+
 def load_benchmark(data_args) -> LoadedBenchmark:
     name = data_args.benchmark
     if name not in BENCHMARKS:

@@ -1,0 +1,68 @@
+"""Using a saved task checkpoint from the command line: ``segp-hf eval --checkpoint REPO_OR_DIR@task-k``
+and the settings behind ``segp-hf train --resume_from REPO_OR_DIR@task-k``."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+import torch
+from transformers import default_data_collator
+
+from . import checkpoints as ckpt
+from .config import RecipeError, known_keys, method_switches, parse_config
+from .hub import load_task, parse_checkpoint_ref, resolve_task_folder
+
+# Saved keys that are not settings of a new run.
+_NOT_SETTINGS = {"output_dir"}
+
+
+def saved_settings(source: str, task: int, cache_dir=None, token=None) -> dict:
+    """The recipe a checkpoint was trained with (its segp_config.json, known settings only)."""
+    folder, _ = resolve_task_folder(source, task, cache_dir, token)
+    saved = ckpt.read_json(folder / ckpt.CONFIG_FILE)
+    valid = set(known_keys()) - _NOT_SETTINGS
+    return {key: value for key, value in saved.items() if key in valid and value is not None}
+
+
+def evaluate_checkpoint(ref: str, recipe: dict | None = None, overrides: list[str] | None = None,
+                        benchmark=None, cache_dir=None, token=None) -> dict:
+    """Accuracy of task checkpoint ``ref`` on the test images of every task it has seen, scored exactly as
+    the run scored them (SeGPTrainer.evaluate: dual-path over the seen classes, gathered across ranks).
+
+    The data settings are the checkpoint's own unless ``recipe`` / ``overrides`` change them (e.g.
+    ``--data_dir``); the class names must match the checkpoint's."""
+    from .continual import build_scenario
+    from .task_state import TaskState
+    from .trainer import SeGPTrainer
+
+    source, task = parse_checkpoint_ref(ref)
+    loaded = load_task(source, task, cache_dir=cache_dir, token=token)
+    task = loaded.task
+    settings = {**saved_settings(source, task, cache_dir, token), **(recipe or {})}
+    with tempfile.TemporaryDirectory(prefix="segp-eval-") as scratch:
+        settings.update(output_dir=scratch, report_to="none", push_to_hub=False)
+        model_args, data_args, config = parse_config(settings, overrides)
+        scenario, _ = build_scenario(model_args, data_args, benchmark)
+        end = len(loaded.class_names)
+        if scenario.ordered_class_names[:end] != loaded.class_names:
+            raise RecipeError(
+                f"the dataset's classes in class order ({scenario.ordered_class_names[:end][:5]}...) differ from "
+                f"the checkpoint's ({loaded.class_names[:5]}...); use the same benchmark and class_order"
+            )
+        state = TaskState(switches=method_switches(config.variant), text_inputs=loaded.text_inputs,
+                          logit_scale=loaded.logit_scale)
+        state.prototypes = loaded.prototypes
+        state.begin_task(task, scenario.bounds[task], None, default_data_collator)
+        state.eval_classes = torch.arange(end)
+        trainer = SeGPTrainer(model=loaded.model, args=dataclasses.replace(config, push_to_hub=False),
+                              data_collator=default_data_collator, task_state=state)
+        row, sizes = [], []
+        for other in range(task + 1):
+            test = scenario.test_dataset(other)
+            metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}")
+            row.append(100.0 * metrics[f"task{other}_accuracy"])
+            sizes.append(len(test))
+    accuracy = sum(a * n for a, n in zip(row, sizes)) / sum(sizes)
+    return {"checkpoint": ref, "task": task, "classes_seen": end, "acc_per_task": row, "test_sizes": sizes,
+            "accuracy": accuracy}

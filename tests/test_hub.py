@@ -1,0 +1,291 @@
+"""Per-task Hub pushes (autospecced HfApi), model cards, load_task (local dir, fabricated offline HF cache),
+segp-hf eval / push / train --resume_from. Nothing here reaches the network."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+
+from conftest import tiny_settings
+from segp_hf import checkpoints as ckpt
+from segp_hf import cli, hub
+from segp_hf.config import RecipeError, parse_config
+from segp_hf.continual import ContinualRunner, build_scenario, run_continual
+
+REPO = "someone/segp-tiny"
+BENCH = "tiny-colours"
+
+
+def _autospec_api(monkeypatch):
+    api_class = mock.create_autospec(HfApi)
+    api = api_class.return_value
+    api.whoami.return_value = {"name": "someone"}
+    monkeypatch.setattr(hub, "HfApi", api_class)
+    return api
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch, tiny_benchmark):
+    from segp_hf.data import registry
+
+    monkeypatch.setitem(registry.BENCHMARKS, BENCH, registry.BenchmarkSpec(BENCH, "test colours", lambda _: tiny_benchmark))
+
+
+def _settings(tiny_clip_dir, output_dir, **overrides):
+    return tiny_settings(tiny_clip_dir, output_dir, **{"benchmark": BENCH, "hub_push_backoff": 0, **overrides})
+
+
+@pytest.fixture(scope="module")
+def pushed_run(tiny_clip_dir, tiny_benchmark, tmp_path_factory):
+    """A 3-task run pushing to an autospecced HfApi."""
+    output_dir = tmp_path_factory.mktemp("pushed")
+    with pytest.MonkeyPatch.context() as patch:
+        api = _autospec_api(patch)
+        settings = _settings(tiny_clip_dir, output_dir, push_to_hub=True, hub_model_id=REPO)
+        results = run_continual(*parse_config(settings), benchmark=tiny_benchmark)
+    return output_dir, results, api
+
+
+def _push_calls(api):
+    """The Hub calls made, as (name, key arguments)."""
+    calls = []
+    for name, args, kwargs in api.method_calls:
+        if name == "whoami":
+            calls.append(("whoami",))
+        elif name == "create_repo":
+            calls.append(("create_repo", args[0] if args else kwargs["repo_id"], kwargs.get("exist_ok")))
+        elif name == "create_branch":
+            calls.append(("create_branch", args[0], kwargs["branch"], kwargs["revision"]))
+        elif name == "upload_folder":
+            calls.append(("upload_folder", kwargs["repo_id"], Path(kwargs["folder_path"]).name, kwargs["revision"]))
+        else:
+            calls.append((name,))
+    return calls
+
+
+def test_push_sequence_per_task(pushed_run):
+    output_dir, _, api = pushed_run
+    expected = [("whoami",), ("create_repo", REPO, True)]
+    for task in range(3):
+        parent = "main" if task == 0 else f"task-{task - 1}"
+        expected += [
+            ("create_branch", REPO, f"task-{task}", parent),
+            ("upload_folder", REPO, f"task-{task}", f"task-{task}"),  # the task dir, to its branch
+            ("upload_folder", REPO, f"task-{task}", "main"),  # main follows the latest task
+        ]
+    assert _push_calls(api) == expected
+
+
+def test_inner_trainer_never_pushes(tiny_clip_dir, tiny_benchmark, tmp_path):
+    settings = _settings(tiny_clip_dir, tmp_path, push_to_hub=True, hub_model_id=REPO)
+    runner = ContinualRunner(*parse_config(settings), benchmark=tiny_benchmark)
+    assert runner.config.push_to_hub and not runner.task_args(0).push_to_hub
+
+
+def test_model_card_contents(pushed_run):
+    output_dir, results, _ = pushed_run
+    for task in range(3):
+        folder = output_dir / f"task-{task}"
+        for name in ("README.md", "acc_matrix.png", "adapter_model.safetensors", "prototypes.safetensors",
+                     "classes.json", "segp_config.json", "metrics.json"):
+            assert (folder / name).is_file(), name
+    card = ModelCard.load(output_dir / "task-2" / "README.md")
+    assert {"continual-learning", "clip", "lora", "segp-cl"} <= set(card.data.tags)
+    assert card.data.library_name == "peft"
+    meta = card.data.segp_cl
+    assert meta["task"] == 2 and meta["classes_seen"] == 6
+    for key in ("avg", "last", "forgetting", "bwt"):
+        assert meta["metrics"][key] == pytest.approx(results[key])
+    assert meta["acc_matrix"] == results["acc_matrix"]
+    assert sorted(r.metric_value for r in card.data.eval_results) == pytest.approx(sorted([results["avg"], results["last"]]))
+    text = card.text
+    assert "![accuracy matrix](acc_matrix.png)" in text
+    assert f'segp_hf.load_task("{REPO}", task=2)' in text and f"{REPO}@task-2" in text
+    assert 'revision="task-2"' in text
+    first = ModelCard.load(output_dir / "task-0" / "README.md").data.segp_cl
+    assert first["task"] == 0 and len(first["acc_matrix"]) == 1  # only the metrics so far
+
+
+def test_card_metadata_names_hub_base_and_dataset(pushed_run, tmp_path):
+    output_dir, _, _ = pushed_run
+    copy = tmp_path / "run"
+    shutil.copytree(output_dir / "task-0", copy / "task-0")
+    config = json.loads((copy / "task-0" / "segp_config.json").read_text())
+    config.update(model_name_or_path="openai/clip-vit-base-patch16", dataset_name="uoft-cs/cifar100")
+    (copy / "task-0" / "segp_config.json").write_text(json.dumps(config))
+    card = hub.build_model_card(copy, 0, REPO)
+    assert card.data.base_model == "openai/clip-vit-base-patch16"
+    assert card.data.datasets == ["uoft-cs/cifar100"]
+
+
+def test_failed_push_is_retried_and_reported(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch, capsys):
+    api = _autospec_api(monkeypatch)
+    attempts = {"n": 0}
+
+    def flaky_upload(**kwargs):
+        attempts["n"] += 1
+        if kwargs["revision"] == "task-0" and attempts["n"] <= 2:
+            raise ConnectionError("hub unreachable")  # twice, then fine: retries succeed
+        if kwargs["revision"] == "task-1":
+            raise ConnectionError("hub down for good")
+
+    api.upload_folder.side_effect = flaky_upload
+    sleeps = []
+    monkeypatch.setattr(hub.time, "sleep", sleeps.append)
+    settings = _settings(tiny_clip_dir, tmp_path / "out", push_to_hub=True, hub_model_id=REPO, num_tasks=3,
+                         variant="lora", hub_push_retries=2, hub_push_backoff=0.5)
+    results = run_continual(*parse_config(settings), benchmark=tiny_benchmark)
+    assert results["tasks_completed"] == 3 and ckpt.completed_tasks(tmp_path / "out") == 3  # training unaffected
+    uploads = [(c.kwargs["revision"]) for c in api.upload_folder.call_args_list]
+    assert uploads[:4] == ["task-0", "task-0", "task-0", "main"]  # 2 failures + success, then main
+    assert sleeps[:2] == [0.5, 1.0]  # exponential backoff
+    branches = [c.kwargs["branch"] for c in api.create_branch.call_args_list]
+    assert "task-2" not in branches  # task-2 waits behind task-1 (its branch is created from task-1)
+    out = capsys.readouterr().out
+    assert "Not pushed to someone/segp-tiny" in out and "task-1: ConnectionError: hub down for good" in out
+    assert "task-2: waiting for an earlier task" in out
+    assert f"segp-hf push {(tmp_path / 'out').resolve()} {REPO}" in out
+
+    # ... and that command pushes it later (every complete task, in order).
+    api = _autospec_api(monkeypatch)
+    assert cli.main(["push", str(tmp_path / "out"), REPO]) == 0
+    assert [c.kwargs["branch"] for c in api.create_branch.call_args_list] == ["task-0", "task-1", "task-2"]
+    assert [c.kwargs["revision"] for c in api.create_branch.call_args_list] == ["main", "task-0", "task-1"]
+
+
+def test_push_command_reports_failure(pushed_run, monkeypatch, capsys):
+    output_dir, _, _ = pushed_run
+    api = _autospec_api(monkeypatch)
+    api.create_branch.side_effect = OSError("nope")
+    assert cli.main(["push", str(output_dir), REPO, "--retries", "0"]) == 4
+    assert "segp-hf push" in capsys.readouterr().err
+
+
+def test_bad_credentials_stop_before_training(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    api = _autospec_api(monkeypatch)
+    api.whoami.side_effect = OSError("401 Unauthorized")
+    monkeypatch.setattr(ContinualRunner, "run_task", lambda *a: pytest.fail("trained despite bad credentials"))
+    settings = _settings(tiny_clip_dir, tmp_path, push_to_hub=True, hub_model_id=REPO)
+    with pytest.raises(RecipeError, match="credentials could not be checked.*401 Unauthorized"):
+        run_continual(*parse_config(settings), benchmark=tiny_benchmark)
+    assert not list(tmp_path.glob("task-*"))
+    api.create_repo.assert_not_called()
+
+
+# ------------------------------------------------------------------------------------------- loading
+def _scenario(tiny_clip_dir, tiny_benchmark, output_dir):
+    model_args, data_args, _ = parse_config(_settings(tiny_clip_dir, output_dir))
+    return build_scenario(model_args, data_args, tiny_benchmark)[0]
+
+
+def _accuracy_row(loaded, scenario):
+    row = []
+    for other in range(loaded.task + 1):
+        test = scenario.test_dataset(other)
+        batch = test[: len(test)]
+        predicted = loaded.predict(batch["pixel_values"]).indices
+        row.append(100.0 * float((predicted == batch["labels"]).float().mean()))
+    return row
+
+
+@pytest.mark.parametrize("task", [0, 2])
+def test_load_task_from_output_dir_predicts_like_the_run(pushed_run, tiny_clip_dir, tiny_benchmark, task):
+    import segp_hf
+
+    output_dir, results, _ = pushed_run
+    loaded = segp_hf.load_task(str(output_dir), task=task)
+    assert loaded.task == task and len(loaded.class_names) == 2 * (task + 1)
+    assert loaded.class_names[0] == "yellow square" and loaded.beta == 0.5
+    assert loaded.prototypes.shape[0] == 2 * (task + 1)
+    scenario = _scenario(tiny_clip_dir, tiny_benchmark, output_dir)
+    assert _accuracy_row(loaded, scenario) == pytest.approx(results["acc_matrix"][task][: task + 1], abs=1e-9)
+    # PIL images in, class names out
+    image = tiny_benchmark.test[0]["image"]
+    prediction = loaded.predict([image])
+    assert prediction.class_names[0] in loaded.class_names and prediction.logits.shape == (1, 2 * (task + 1))
+
+
+def test_missing_task_lists_available(pushed_run):
+    output_dir, _, _ = pushed_run
+    with pytest.raises(hub.TaskNotFoundError, match="task-7.*available: task-0, task-1, task-2"):
+        hub.load_task(str(output_dir), task=7)
+
+
+def _fabricate_cache(output_dir, tiny_clip_dir, cache):
+    """An HF cache as a download would leave it: models--ORG--NAME/refs/<branch> -> snapshots/<sha>/."""
+    base_repo, base_sha = "tiny-org/tiny-clip", secrets.token_hex(20)
+    base = cache / "models--tiny-org--tiny-clip"
+    shutil.copytree(tiny_clip_dir, base / "snapshots" / base_sha)
+    (base / "refs").mkdir(parents=True)
+    (base / "refs" / "main").write_text(secrets.token_hex(20))  # main moved on: the pin must be used
+    repo = cache / f"models--{REPO.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    shas = {}
+    for task in range(3):
+        sha = shas[task] = secrets.token_hex(20)
+        snapshot = repo / "snapshots" / sha
+        shutil.copytree(output_dir / f"task-{task}", snapshot)
+        config = json.loads((snapshot / "segp_config.json").read_text())
+        config.update(model_name_or_path=base_repo, model_revision=None, base_model_commit=base_sha)
+        (snapshot / "segp_config.json").write_text(json.dumps(config))
+        (repo / "refs" / f"task-{task}").write_text(sha)
+    (repo / "refs" / "main").write_text(shas[2])
+    return shas
+
+
+def test_load_task_by_revision_from_offline_cache(pushed_run, tiny_clip_dir, tiny_benchmark, tmp_path):
+    from huggingface_hub import constants
+
+    assert constants.HF_HUB_OFFLINE  # conftest: no network, everything comes from the cache
+    output_dir, results, _ = pushed_run
+    _fabricate_cache(output_dir, tiny_clip_dir, tmp_path)
+    scenario = _scenario(tiny_clip_dir, tiny_benchmark, output_dir)
+    for task in (1, 2):
+        loaded = hub.load_task(REPO, task=task, cache_dir=tmp_path)
+        assert loaded.task == task and len(loaded.class_names) == 2 * (task + 1)
+        assert _accuracy_row(loaded, scenario) == pytest.approx(results["acc_matrix"][task][: task + 1], abs=1e-9)
+        local = hub.load_task(str(output_dir), task=task)
+        pixels = scenario.test_dataset(0)[:4]["pixel_values"]
+        torch.testing.assert_close(loaded.logits(pixels), local.logits(pixels))
+    assert hub.load_task(REPO, cache_dir=tmp_path).task == 2  # no task: main = latest
+    with pytest.raises(hub.TaskNotFoundError, match="task-5.*available: task-0, task-1, task-2"):
+        hub.load_task(REPO, task=5, cache_dir=tmp_path)
+
+
+def test_parse_checkpoint_ref():
+    assert hub.parse_checkpoint_ref("user/run@task-3") == ("user/run", 3)
+    assert hub.parse_checkpoint_ref("out/dir@2") == ("out/dir", 2)
+    assert hub.parse_checkpoint_ref("user/run") == ("user/run", None)
+    with pytest.raises(RecipeError):
+        hub.parse_checkpoint_ref("user/run@latest")
+
+
+# ---------------------------------------------------------------------------------- eval and resume
+def test_eval_command_matches_the_run(pushed_run, tiny_registry, capsys):
+    output_dir, results, _ = pushed_run
+    assert cli.main(["eval", "--checkpoint", f"{output_dir}@task-1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["task"] == 1 and result["classes_seen"] == 4
+    assert result["acc_per_task"] == pytest.approx(results["acc_matrix"][1][:2], abs=1e-9)
+    assert cli.main(["eval", "--checkpoint", f"{output_dir}@task-9"]) == 2
+    assert "available: task-0, task-1, task-2" in capsys.readouterr().err
+
+
+def test_train_resume_from_continues_the_sequence(pushed_run, tiny_registry, tmp_path, monkeypatch):
+    output_dir, results, _ = pushed_run
+    calls = []
+    original = ContinualRunner.run_task
+    monkeypatch.setattr(ContinualRunner, "run_task", lambda self, task: calls.append(task) or original(self, task))
+    assert cli.main(["train", "--resume_from", f"{output_dir}@task-1", "--output_dir", str(tmp_path / "more"),
+                     "--push_to_hub", "False"]) == 0
+    assert calls == [2]  # tasks 0 and 1 come from the checkpoint
+    resumed = json.loads((tmp_path / "more" / "results.json").read_text())
+    assert resumed["acc_matrix"] == results["acc_matrix"]
+    assert cli.main(["train", "--resume_from", f"{output_dir}@task-1", "--output_dir", str(tmp_path / "more")]) == 2
