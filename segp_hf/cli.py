@@ -27,6 +27,11 @@ def _train(args, overrides):
     from .continual import run_continual
 
     recipe = load_recipe(args.config or default_recipe())
+    if args.dry_run:
+        from .plan import dry_run, dry_run_overrides
+
+        dry_run(*parse_config(recipe, dry_run_overrides(overrides)))
+        return
     if args.resume_from:
         _resume_from(args, overrides)
         return
@@ -107,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
     train.add_argument("--debug", action="store_true", help="show full tracebacks")
+    train.add_argument(
+        "--dry_run", action="store_true",
+        help="plan check: load the data and print the task plan (classes, image counts, prompts); no model, no training",
+    )
     train.add_argument(
         "--resume_from", metavar="REPO_OR_DIR@task-K",
         help="continue another run after its task K (a local output dir or a Hub repo; settings: its own "

@@ -58,7 +58,26 @@ class DataArguments:
     prompt_template: str | None = field(
         default=None, metadata={"help": "Prompt with one '{}' for the class name; default: the benchmark's."}
     )
-    data_dir: str | None = field(default=None, metadata={"help": "Local copy of the dataset (offline use)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Local copy of the dataset (offline use): a DatasetDict.save_to_disk folder of the Hub "
+                  "dataset, or an image folder <split>/<class>/<image>."},
+    )
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub dataset id instead of the benchmark's (a mirror with the same schema)."}
+    )
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={"help": "Hub revision (commit) of the dataset; default: the benchmark's pinned one, or the newest "
+                  "where none is pinned (see docs/benchmarks.md)."},
+    )
+    image_column: str | None = field(default=None, metadata={"help": "Image column; default: the benchmark's."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column; default: the benchmark's."})
+    imagenet_r_split: str = field(
+        default="auto",
+        metadata={"help": "ImageNet-R train/test: 'auto' (RAPF's list when the file names match, else the "
+                  "stratified manifest), 'rapf' or 'stratified'."},
+    )
     max_train_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
     max_eval_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
     eval_future_tasks: bool = field(

@@ -22,6 +22,7 @@ class LoadedBenchmark:
     image_column: str = "image"
     label_column: str = "label"
     extra_orders: dict[str, list[int]] = field(default_factory=dict)
+    info: dict[str, str] = field(default_factory=dict)  # provenance for the plan: source, split
 
 
 @dataclass
@@ -99,3 +100,7 @@ def resolve_class_order(spec: str, benchmark: LoadedBenchmark) -> list[int]:
     except ValueError:
         named = ", ".join(["default", *benchmark.extra_orders])
         raise DataError(f"class_order '{spec}' is neither a known order ({named}) nor comma-separated ids") from None
+
+
+# The paper's benchmarks register themselves here (imported last: it uses the names above).
+from . import benchmarks as _benchmarks  # noqa: E402,F401

@@ -1,0 +1,669 @@
+"""The paper's benchmarks on HF ``datasets``: where each one lives on the Hub, how its train/test split is
+formed, how its labels map onto the field's native class ids, names, prompt and class orders.
+
+Facts (class orders, names, templates, the ImageNet-R split list) come from the public code of RAPF,
+MG-CLIP and PROOF and are shipped in ``segp_hf/assets/protocol/`` (see its ``*.json`` ``source`` fields).
+RAPF's order is the default (the paper follows RAPF); the seed-1993 permutation (PROOF/C3Box) is the extra
+order ``seed1993``.
+
+Native label ids are the field's: CIFAR-100 fine-label ids, sorted-WNID index for ImageNet-R, ImageNet-1k
+index for ImageNet-Sub, CUB ``class_id - 1``, PROOF's UCF101 index. Hub labels are mapped onto them by
+*name* (normalised: case, punctuation and ``NNN.`` prefixes ignored), so a Hub copy whose label order
+differs still gets the right ids; a ``label`` column is only rewritten when the mapping is not the
+identity.
+
+Data sources, in order of precedence:
+- ``data_dir``: a local copy, either ``DatasetDict.save_to_disk`` output of the Hub dataset (same schema),
+  or an image folder (``<split>/<class folder>/<image>``; class folders named by class name or WNID).
+- the Hub: ``datasets.load_dataset(dataset_id, revision=...)``. ``dataset_revision`` (DataArguments)
+  overrides the pinned revision below; None = the pinned one, or the newest where none is pinned.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from .registry import BENCHMARKS, BenchmarkSpec, LoadedBenchmark, register_benchmark
+from .scenario import DataError
+
+logger = logging.getLogger(__name__)
+
+RAPF_TEMPLATE = "a good photo of a {}."
+NATIVE_LABEL = "native_label"  # column added when Hub label ids are not the native ids
+IMAGENET_R_SPLIT_MODES = ("auto", "rapf", "stratified")
+IMAGENET_R_STRATIFIED_SEED = 0
+IMAGENET_R_TEST_FRACTION = 0.2
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+# ----------------------------------------------------------------------------------------------------
+# protocol data shipped in the package
+
+
+def _asset(name: str):
+    return resources.files("segp_hf") / "assets" / "protocol" / name
+
+
+@functools.lru_cache(maxsize=None)
+def protocol(name: str) -> dict:
+    """One protocol JSON (``cifar100``, ``imagenet_r``, ``imagenet100``, ``cub200``, ``ucf101``, ``templates``)."""
+    return json.loads(_asset(f"{name}.json").read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def rapf_imagenet_r_split() -> dict[str, str]:
+    """RAPF's ImageNet-R list: ``'<wnid>/<file>' -> 'train' | 'test'`` (24,000 / 6,000; the stray
+    non-image line ``n02437616/test_img_R.py`` is dropped)."""
+    text = gzip.decompress(_asset("imagenet_r_split.txt.gz").read_bytes()).decode("ascii")
+    split, assignment = None, {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line in ("train", "test"):
+            split = line
+        elif line and line.lower().endswith(_IMAGE_SUFFIXES):
+            assignment[line] = split
+    return assignment
+
+
+@functools.lru_cache(maxsize=None)
+def imagenet_r_manifest() -> dict:
+    """The seeded stratified 80/20 split of the 30,000 ImageNet-R images, written once (see
+    ``stratified_test_positions``): per WNID the image count and the test positions among that class's
+    rows in the dataset's row order."""
+    return json.loads(_asset("imagenet_r_stratified_split.json").read_text())
+
+
+def normalise_name(name: str) -> str:
+    """Key for matching label names across copies: drop a ``001.`` prefix, case and punctuation."""
+    name = re.sub(r"^\d+[._ -]", "", str(name).strip())
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+# ----------------------------------------------------------------------------------------------------
+# sources
+
+
+@dataclass(frozen=True)
+class HubSource:
+    dataset_id: str
+    image_column: str
+    label_column: str
+    test_split: str
+    train_split: str | None = None  # None: one split that we divide ourselves (ImageNet-R)
+    revision: str | None = None  # pinned commit; None = not pinned (newest)
+    config_name: str | None = None
+    note: str = ""
+
+
+# Revisions: the commits pinned here were read from the public Hub pages of these datasets (not
+# checked by a download: this project has no network). Where none is pinned, the newest revision is
+# used: pass --dataset_revision <commit> to pin one for a paper run.
+SOURCES = {
+    "cifar100": HubSource(
+        "uoft-cs/cifar100", image_column="img", label_column="fine_label", train_split="train",
+        test_split="test", note="schema: img (Image), fine_label (ClassLabel 100), coarse_label (ClassLabel 20); 50,000/10,000",
+    ),
+    "imagenet_r": HubSource(
+        "axiong/imagenet-r", image_column="image", label_column="wnid", test_split="test",
+        revision="f4be3aeec67c5214a04365c388ea9d1fc4b74f36",
+        note="schema: image (Image), wnid (string), class_name (string); one split 'test' of 30,000 rows",
+    ),
+    "imagenet_sub": HubSource(
+        "ILSVRC/imagenet-1k", image_column="image", label_column="label", train_split="train",
+        test_split="validation",
+        note="schema: image (Image), label (ClassLabel 1000); gated: accept the terms on the Hub and log in",
+    ),
+    "cub200": HubSource(
+        "bentrevett/caltech-ucsd-birds-200-2011", image_column="image", label_column="label",
+        train_split="train", test_split="test", revision="1ef09e021b0b65b40337f6f285909656f407f6e0",
+        note="schema: image (Image), label (ClassLabel '001.Black_footed_Albatross'...), bbox; official 5,994/5,794",
+    ),
+    "ucf101": HubSource(
+        "flwrlabs/ucf101", image_column="image", label_column="label", train_split="train", test_split="test",
+        note="schema: image (Image), video_id (string), clip_id (string), frame (int64), label (ClassLabel 101, "
+        "CamelCase names); frames of every clip: we keep the middle frame of each clip",
+    ),
+    # zero-shot retention sets
+    "food101": HubSource(
+        "ethz/food101", image_column="image", label_column="label", train_split="train", test_split="validation",
+        note="schema: image (Image), label (ClassLabel 101, 'apple_pie'...); 75,750/25,250",
+    ),
+    "oxford_pets": HubSource(
+        "timm/oxford-iiit-pet", image_column="image", label_column="label", train_split="train", test_split="test",
+        note="schema: image (Image), label (ClassLabel 37), image_id, label_cat_dog; 3,680/3,669",
+    ),
+    "imagenet1k": HubSource(
+        "ILSVRC/imagenet-1k", image_column="image", label_column="label", train_split="train", test_split="validation",
+        note="schema: image (Image), label (ClassLabel 1000, 'tench, Tinca tinca'...); val 50,000",
+    ),
+}
+
+
+def unreachable_message(dataset_id: str, revision: str | None, error: Exception) -> str:
+    rev = f", revision='{revision}'" if revision else ""
+    return (
+        f"could not load the dataset '{dataset_id}'{rev} ({type(error).__name__}: {error}). "
+        "Without network access, pre-download it on a machine that has it: "
+        f"python -c \"import datasets; datasets.load_dataset('{dataset_id}'{rev}).save_to_disk('DIR')\" "
+        "then copy DIR here and pass --data_dir DIR (an image folder <split>/<class>/<image> also works), "
+        "or warm the HF cache there and run with HF_DATASETS_OFFLINE=1. Gated datasets need `hf auth login`."
+    )
+
+
+def _load_local(path: str) -> tuple[dict[str, datasets.Dataset], str]:
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise DataError(f"data_dir {root} does not exist; point --data_dir at a save_to_disk copy or an image folder")
+    if (root / "dataset_dict.json").exists():
+        return dict(datasets.load_from_disk(str(root))), "disk"
+    if (root / "state.json").exists():
+        single = datasets.load_from_disk(str(root))
+        return {str(single.split or "data"): single}, "disk"
+    try:
+        loaded = datasets.load_dataset("imagefolder", data_dir=str(root))
+    except Exception as error:  # noqa: BLE001 - reported as a user error with the cause
+        raise DataError(
+            f"data_dir {root} is neither a save_to_disk copy (dataset_dict.json) nor an image folder "
+            f"(<split>/<class>/<image>): {type(error).__name__}: {error}"
+        ) from error
+    return dict(loaded), "folder"
+
+
+def fetch_splits(source: HubSource, data_args) -> tuple[dict[str, datasets.Dataset], str, dict]:
+    """The raw splits of a source (Hub or ``data_dir``), their kind ('hub', 'disk', 'folder') and
+    provenance for the plan."""
+    data_dir = getattr(data_args, "data_dir", None)
+    if data_dir:
+        splits, kind = _load_local(data_dir)
+        return splits, kind, {"source": f"local {kind} copy at {data_dir}"}
+    dataset_id = getattr(data_args, "dataset_name", None) or source.dataset_id
+    pinned = source.revision if dataset_id == source.dataset_id else None
+    revision = getattr(data_args, "dataset_revision", None) or pinned
+    try:
+        loaded = datasets.load_dataset(dataset_id, source.config_name, revision=revision)
+    except DataError:
+        raise
+    except Exception as error:  # noqa: BLE001 - offline, gated, missing: all reported the same way
+        raise DataError(unreachable_message(dataset_id, revision, error)) from error
+    if isinstance(loaded, datasets.Dataset):
+        loaded = {str(loaded.split or source.test_split): loaded}
+    return dict(loaded), "hub", {"source": f"hub {dataset_id}@{revision or 'newest (not pinned)'}"}
+
+
+def _pick_split(splits: dict, name: str, dataset: str, role: str, aliases=()) -> datasets.Dataset:
+    for candidate in (name, *aliases):
+        if candidate in splits:
+            return splits[candidate]
+    raise DataError(
+        f"{dataset}: no '{name}' split for {role} images; available splits: {sorted(splits)}. "
+        "A local copy needs the same split names (or folders train/ and test/)."
+    )
+
+
+def _columns(source: HubSource, kind: str, data_args) -> tuple[str, str]:
+    image, label = (("image", "label") if kind == "folder" else (source.image_column, source.label_column))
+    return (getattr(data_args, "image_column", None) or image, getattr(data_args, "label_column", None) or label)
+
+
+def check_columns(dataset: datasets.Dataset, columns, where: str) -> None:
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise DataError(
+            f"{where} has no column(s) {missing}; available columns: {dataset.column_names}. "
+            "Set --image_column / --label_column to the right ones."
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# labels -> native ids
+
+
+def _lookup(keys_per_class) -> dict[str, int]:
+    """``normalised key -> native id`` from per-class key lists (names, WNIDs, ...)."""
+    table = {}
+    for native, keys in enumerate(keys_per_class):
+        for key in keys:
+            table.setdefault(normalise_name(key), native)
+    return table
+
+
+def native_label_array(dataset, label_column: str, lookup: dict[str, int], num_classes: int, where: str,
+                       index_fallback: int | None = None):
+    """Per-row native id (-1 = a class outside the benchmark) and whether it equals the stored label."""
+    feature = dataset.features[label_column]
+    raw = np.asarray(dataset[label_column])
+    if isinstance(feature, datasets.ClassLabel):
+        if index_fallback is not None and feature.num_classes == index_fallback:
+            # the full label space the benchmark is a prefix of (ImageNet-1k, names like 'tench, Tinca
+            # tinca' that do not match the CLIP-style names): the index is the native id
+            mapping = np.where(np.arange(feature.num_classes) < num_classes, np.arange(feature.num_classes), -1)
+        else:
+            mapping = np.array([lookup.get(normalise_name(n), -1) for n in feature.names], dtype=np.int64)
+        covered = set(mapping[mapping >= 0].tolist())
+        native = mapping[raw] if len(raw) else raw.astype(np.int64)
+    elif raw.dtype.kind in "OUS":
+        uniques, inverse = np.unique(raw.astype(str), return_inverse=True)
+        mapping = np.array([lookup.get(normalise_name(u), -1) for u in uniques], dtype=np.int64)
+        covered = set(mapping[mapping >= 0].tolist())
+        native = mapping[inverse]
+    else:  # plain integers: taken as native ids
+        native = np.where((raw >= 0) & (raw < num_classes), raw, -1).astype(np.int64)
+        covered = set(native[native >= 0].tolist())
+    missing = sorted(set(range(num_classes)) - covered)
+    if missing:
+        raise DataError(
+            f"{where}: the labels in column '{label_column}' do not cover {len(missing)} of the benchmark's "
+            f"{num_classes} classes (native ids {missing[:10]}...); is this the right dataset and label column?"
+        )
+    identity = raw.dtype.kind in "iu" and bool(np.array_equal(native[native >= 0], raw[native >= 0]))
+    return native, identity
+
+
+def with_native_labels(dataset, label_column, native, identity, rows=None):
+    """Keep ``rows`` (default: every row of a benchmark class) and make the label column native.
+    Columns are added before any ``select`` so no image data is copied."""
+    if rows is None:
+        rows = np.flatnonzero(native >= 0)
+    if not identity:
+        if NATIVE_LABEL in dataset.column_names:
+            dataset = dataset.remove_columns(NATIVE_LABEL)
+        dataset = dataset.add_column(NATIVE_LABEL, native.tolist())
+        label_column = NATIVE_LABEL
+    if len(rows) != len(dataset) or not np.array_equal(rows, np.arange(len(dataset))):
+        dataset = dataset.select(rows)
+    return dataset, label_column
+
+
+def _prepare(dataset, image_column, label_column, lookup, num_classes, where, index_fallback=None):
+    check_columns(dataset, (image_column, label_column), where)
+    native, identity = native_label_array(dataset, label_column, lookup, num_classes, where, index_fallback)
+    return with_native_labels(dataset, label_column, native, identity)
+
+
+def _align(train, test, train_label, test_label):
+    """Train and test must share the label column name for the scenario (both hold native ids)."""
+    if train_label != test_label:
+        if train_label != NATIVE_LABEL:
+            train = train.rename_column(train_label, NATIVE_LABEL)
+        if test_label != NATIVE_LABEL:
+            test = test.rename_column(test_label, NATIVE_LABEL)
+    return train, test, NATIVE_LABEL if train_label != test_label else train_label
+
+
+# ----------------------------------------------------------------------------------------------------
+# benchmark loaders
+
+
+def _orders(info: dict) -> dict[str, list[int]]:
+    extra = {}
+    if "class_order_seed1993" in info:
+        extra["seed1993"] = list(info["class_order_seed1993"])
+    else:  # ImageNet-100, UCF101: the reference order is itself the seed-1993 permutation
+        extra["seed1993"] = list(info["class_order"])
+    if "class_order_mgclip" in info:
+        extra["mgclip"] = list(info["class_order_mgclip"])
+    return extra
+
+
+def _train_test_benchmark(name, protocol_name, keys_per_class, data_args, index_fallback=None,
+                          test_aliases=("test", "validation", "val")) -> LoadedBenchmark:
+    info = protocol(protocol_name)
+    source = SOURCES[name]
+    splits, kind, provenance = fetch_splits(source, data_args)
+    image_column, label_column = _columns(source, kind, data_args)
+    lookup = _lookup(keys_per_class)
+    n = info["num_classes"]
+    train_raw = _pick_split(splits, source.train_split, name, "training", aliases=("train",))
+    test_raw = _pick_split(splits, source.test_split, name, "test", aliases=test_aliases)
+    train, train_label = _prepare(train_raw, image_column, label_column, lookup, n, f"{name} train split", index_fallback)
+    test, test_label = _prepare(test_raw, image_column, label_column, lookup, n, f"{name} test split", index_fallback)
+    train, test, label_column = _align(train, test, train_label, test_label)
+    return LoadedBenchmark(
+        train=train, test=test, class_names=list(info["class_names"]), class_order=list(info["class_order"]),
+        template=RAPF_TEMPLATE, image_column=image_column, label_column=label_column,
+        extra_orders=_orders(info),
+        info={**provenance, "split": f"train = '{source.train_split}', test = '{source.test_split}'"},
+    )
+
+
+def load_cifar100(data_args) -> LoadedBenchmark:
+    info = protocol("cifar100")
+    return _train_test_benchmark("cifar100", "cifar100", [[n] for n in info["class_names"]], data_args)
+
+
+def load_cub200(data_args) -> LoadedBenchmark:
+    info = protocol("cub200")
+    keys = [[name, f"{i + 1:03d}.{name}"] for i, name in enumerate(info["class_names"])]
+    bench = _train_test_benchmark("cub200", "cub200", keys, data_args)
+    sizes = (len(bench.train), len(bench.test))
+    if sizes != (5994, 5794):
+        logger.warning("cub200: %d train / %d test images; the official split has 5,994 / 5,794", *sizes)
+    bench.info["split"] = "official train_test_split.txt (Hub train/test splits)"
+    return bench
+
+
+def load_imagenet_sub(data_args) -> LoadedBenchmark:
+    info = protocol("imagenet100")
+    keys = [[name, wnid] for name, wnid in zip(info["class_names"], info["wnids"])]
+    bench = _train_test_benchmark("imagenet_sub", "imagenet100", keys, data_args, index_fallback=1000)
+    bench.info["split"] = "ImageNet-1k classes 0-99: train = 'train', test = 'validation' (50 per class)"
+    return bench
+
+
+def _middle_frame_rows(dataset, native) -> np.ndarray:
+    """Rows of the middle frame of each clip (lower middle for an even count), benchmark classes only."""
+    keep = native >= 0
+    if not {"frame", "video_id", "clip_id"} <= set(dataset.column_names):
+        return np.flatnonzero(keep)  # already one image per clip (e.g. a mid-frame image folder)
+    video = np.asarray(dataset["video_id"]).astype(str)
+    clip = np.asarray(dataset["clip_id"]).astype(str)
+    frame = np.asarray(dataset["frame"]).astype(np.int64)
+    keys = np.char.add(np.char.add(video, "/"), clip)
+    _, group = np.unique(keys, return_inverse=True)
+    order = np.lexsort((frame, group))
+    starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
+    counts = np.diff(np.r_[starts, len(order)])
+    rows = order[starts + (counts - 1) // 2]
+    rows = rows[keep[rows]]
+    rows.sort()
+    return rows
+
+
+def load_ucf101(data_args) -> LoadedBenchmark:
+    info = protocol("ucf101")
+    source = SOURCES["ucf101"]
+    splits, kind, provenance = fetch_splits(source, data_args)
+    image_column, label_column = _columns(source, kind, data_args)
+    lookup = _lookup([[n] for n in info["class_names"]])
+    out = {}
+    for role, split in (("training", source.train_split), ("test", source.test_split)):
+        raw = _pick_split(splits, split, "ucf101", role, aliases=("validation", "val") if role == "test" else ())
+        where = f"ucf101 {split} split"
+        check_columns(raw, (image_column, label_column), where)
+        native, identity = native_label_array(raw, label_column, lookup, info["num_classes"], where)
+        out[role] = with_native_labels(raw, label_column, native, identity, rows=_middle_frame_rows(raw, native))
+    (train, train_label), (test, test_label) = out["training"], out["test"]
+    train, test, label_column = _align(train, test, train_label, test_label)
+    return LoadedBenchmark(
+        train=train, test=test, class_names=list(info["class_names"]), class_order=list(info["class_order"]),
+        template=RAPF_TEMPLATE, image_column=image_column, label_column=label_column, extra_orders=_orders(info),
+        info={**provenance, "split": "one middle frame per clip; train/test = the dataset's train/test splits; "
+              "100 classes (YoYo dropped, PROOF's ids)"},
+    )
+
+
+# ImageNet-R ------------------------------------------------------------------------------------------
+
+
+def stratified_test_positions(counts, fraction=IMAGENET_R_TEST_FRACTION, seed=IMAGENET_R_STRATIFIED_SEED):
+    """Per class (in the order of ``counts``), the positions among that class's rows that go to test.
+
+    Test sizes: largest-remainder allocation of ``fraction * total`` (so 30,000 images give exactly
+    6,000 test), at least one train and one test image for classes with two or more; positions drawn by
+    ``np.random.default_rng([seed, class_index]).permutation``."""
+    counts = np.asarray(counts, dtype=np.int64)
+    quota = counts * fraction
+    sizes = np.floor(quota).astype(np.int64)
+    remaining = int(round(counts.sum() * fraction)) - int(sizes.sum())
+    if remaining > 0:
+        by_remainder = np.argsort(-(quota - sizes), kind="stable")[:remaining]
+        sizes[by_remainder] += 1
+    sizes = np.where(counts >= 2, np.clip(sizes, 1, counts - 1), 0)
+    return [
+        sorted(np.random.default_rng([seed, index]).permutation(int(n))[: int(k)].tolist())
+        for index, (n, k) in enumerate(zip(counts, sizes))
+    ]
+
+
+def _image_paths(dataset, image_column) -> list[str | None]:
+    """The stored file path of each image, read from the Arrow storage (no image bytes decoded)."""
+    if dataset._indices is not None:
+        dataset = dataset.flatten_indices()
+    column = dataset.data.column(image_column)
+    paths = []
+    for chunk in column.chunks:
+        if hasattr(chunk, "field"):
+            paths.extend(chunk.field("path").to_pylist())
+        else:
+            paths.extend([None] * len(chunk))
+    return paths
+
+
+def imagenet_r_rapf_keys(dataset, image_column, wnids_per_row) -> list[str] | None:
+    """``'<wnid>/<file>'`` per row from the image paths, or None when a path is missing."""
+    keys = []
+    for wnid, path in zip(wnids_per_row, _image_paths(dataset, image_column)):
+        if not path:
+            return None
+        keys.append(f"{wnid}/{os.path.basename(path)}")
+    return keys
+
+
+def _imagenet_r_split(dataset, image_column, native, mode: str):
+    """(train rows, test rows, description) for the single-split ImageNet-R."""
+    info = protocol("imagenet_r")
+    wnids = np.asarray(info["wnids"])
+    if mode not in IMAGENET_R_SPLIT_MODES:
+        raise DataError(f"imagenet_r_split={mode!r} is not valid; choose one of: {', '.join(IMAGENET_R_SPLIT_MODES)}")
+    reason = "mode 'stratified' chosen"
+    if mode in ("auto", "rapf"):
+        keys = imagenet_r_rapf_keys(dataset, image_column, wnids[np.maximum(native, 0)])
+        rapf = rapf_imagenet_r_split()
+        if keys is None:
+            reason = "the image feature stores no file paths"
+        elif len(set(keys)) != len(keys):
+            reason = "file names are not unique within a class"
+        elif not all(k in rapf for k in keys):
+            unknown = [k for k in keys if k not in rapf]
+            reason = f"{len(unknown)} file(s) are not in RAPF's list (e.g. {unknown[:3]})"
+        else:
+            side = np.array([rapf[k] for k in keys])
+            train, test = np.flatnonzero(side == "train"), np.flatnonzero(side == "test")
+            covered = len(keys)
+            note = "" if covered == len(rapf) else f" ({covered} of its {len(rapf)} images present)"
+            return train, test, f"RAPF's split file (imgr_train_test_split.txt){note}"
+        if mode == "rapf":
+            raise DataError(
+                f"imagenet_r_split='rapf' needs the original file names to match RAPF's list, but {reason}. "
+                "Use the original layout: download imagenet-r.tar (it is in the axiong/imagenet-r repo, or from "
+                "the ImageNet-R authors), extract it and pass --data_dir .../imagenet-r; or use "
+                "--imagenet_r_split stratified."
+            )
+    rows_of_class = [np.flatnonzero(native == c) for c in range(len(wnids))]
+    counts = [len(r) for r in rows_of_class]
+    manifest = imagenet_r_manifest()
+    if [manifest["classes"][w]["n"] for w in wnids] == counts:
+        positions = [manifest["classes"][w]["test"] for w in wnids]
+        how = f"seeded stratified 80/20 split from the manifest ({manifest['file']})"
+    else:
+        positions = stratified_test_positions(counts)
+        how = ("seeded stratified 80/20 split computed for this copy (its per-class counts differ from the "
+               "30,000-image manifest)")
+        logger.warning("imagenet_r: %s", how)
+    test = np.sort(np.concatenate([rows[np.asarray(p, dtype=np.int64)] for rows, p in zip(rows_of_class, positions)]))
+    train = np.setdiff1d(np.flatnonzero(native >= 0), test)
+    return train, test, f"{how}; RAPF's list not used: {reason}"
+
+
+def load_imagenet_r(data_args) -> LoadedBenchmark:
+    info = protocol("imagenet_r")
+    source = SOURCES["imagenet_r"]
+    splits, kind, provenance = fetch_splits(source, data_args)
+    image_column, label_column = _columns(source, kind, data_args)
+    lookup = _lookup([[wnid, name] for wnid, name in zip(info["wnids"], info["class_names"])])
+    n = info["num_classes"]
+    common = dict(class_names=list(info["class_names"]), class_order=list(info["class_order"]),
+                  template=RAPF_TEMPLATE, image_column=image_column, extra_orders=_orders(info))
+    if "train" in splits and "test" in splits and kind == "folder":  # RAPF's own train/ test/ folders
+        train, train_label = _prepare(splits["train"], image_column, label_column, lookup, n, "imagenet_r train folder")
+        test, test_label = _prepare(splits["test"], image_column, label_column, lookup, n, "imagenet_r test folder")
+        train, test, label_column = _align(train, test, train_label, test_label)
+        return LoadedBenchmark(train=train, test=test, label_column=label_column,
+                               info={**provenance, "split": "the copy's train/ and test/ folders"}, **common)
+    if len(splits) != 1:
+        raise DataError(f"imagenet_r: expected one split of 30,000 images (or train/ and test/ folders), got {sorted(splits)}")
+    (only,) = splits.values()
+    check_columns(only, (image_column, label_column), "imagenet_r")
+    native, identity = native_label_array(only, label_column, lookup, n, "imagenet_r")
+    mode = getattr(data_args, "imagenet_r_split", None) or "auto"
+    train_rows, test_rows, how = _imagenet_r_split(only, image_column, native, mode)
+    if not identity:
+        only = only.add_column(NATIVE_LABEL, native.tolist())
+        label_column = NATIVE_LABEL
+    return LoadedBenchmark(train=only.select(train_rows), test=only.select(test_rows), label_column=label_column,
+                           info={**provenance, "split": how}, **common)
+
+
+# ----------------------------------------------------------------------------------------------------
+# registration
+
+
+@dataclass(frozen=True)
+class BenchmarkCard:
+    """What the README table says about a benchmark."""
+
+    source: str
+    split: str
+    classes_per_task: str
+    order_source: str
+    paper_avg_last: str
+
+
+CARDS = {
+    "cifar100": BenchmarkCard("uoft-cs/cifar100", "official 50,000 / 10,000", "10 x 10",
+                              "RAPF class_orders/cifar100_order.yaml", "89.8 / 84.6"),
+    "imagenet_r": BenchmarkCard("axiong/imagenet-r", "24,000 / 6,000 (RAPF list if file names match, else seeded stratified 80/20 manifest)",
+                                "10 x 20", "RAPF class_orders/imagenet_R_order.yaml", "88.9 / 84.8"),
+    "imagenet_sub": BenchmarkCard("ILSVRC/imagenet-1k, classes 0-99", "train / val (50 per class)", "10 x 10",
+                                  "RAPF class_orders/imagenet100.yaml (= seed-1993 permutation)", "89.9 / 80.5"),
+    "cub200": BenchmarkCard("bentrevett/caltech-ucsd-birds-200-2011", "official 5,994 / 5,794", "10 x 20",
+                            "RAPF class_orders/cub200_order.yaml", "85.4 / 80.1"),
+    "ucf101": BenchmarkCard("flwrlabs/ucf101, middle frame per clip", "the dataset's train / test, 100 classes (no YoYo)",
+                            "10 x 10", "PROOF seed-1993 permutation (RAPF ships no UCF101)", "95.9 / 92.8"),
+}
+
+for _name, _loader, _what in (
+    ("cifar100", load_cifar100, "CIFAR-100, 100 classes"),
+    ("imagenet_r", load_imagenet_r, "ImageNet-R, 200 classes"),
+    ("imagenet_sub", load_imagenet_sub, "ImageNet-Sub (ImageNet-1k classes 0-99), 100 classes"),
+    ("cub200", load_cub200, "CUB-200-2011, 200 classes"),
+    ("ucf101", load_ucf101, "UCF101 middle frames, 100 classes (PROOF protocol)"),
+):
+    register_benchmark(BenchmarkSpec(_name, _what, _loader))
+
+
+# ----------------------------------------------------------------------------------------------------
+# zero-shot retention sets (evaluated before and after the task sequence)
+
+
+@dataclass
+class ZeroShotSet:
+    name: str
+    dataset: datasets.Dataset
+    class_names: list[str]
+    template: str
+    image_column: str = "image"
+    label_column: str = "label"
+
+
+@dataclass(frozen=True)
+class ZeroShotSpec:
+    name: str
+    description: str
+    name_of_label: object  # callable: ClassLabel name -> class name for the prompt
+
+
+def _imagenet_name(label_name: str) -> str:
+    return label_name.split(",")[0].strip()
+
+
+ZERO_SHOT_SETS = {
+    "food101": ZeroShotSpec("food101", "Food-101 validation (25,250 images, 101 classes)", lambda n: n),
+    "oxford_pets": ZeroShotSpec("oxford_pets", "Oxford-IIIT Pets test (3,669 images, 37 classes)", lambda n: n),
+    "imagenet1k": ZeroShotSpec("imagenet1k", "ImageNet-1k validation (50,000 images, 1,000 classes)", _imagenet_name),
+}
+
+
+def load_zero_shot_set(name: str, data_dir: str | None = None, revision: str | None = None,
+                       template: str = RAPF_TEMPLATE, max_images: int | None = None) -> ZeroShotSet:
+    """A zero-shot evaluation set: its evaluation split, class names from its ClassLabel feature (the
+    first synonym for ImageNet-1k), the prompt template (RAPF's by default)."""
+    if name not in ZERO_SHOT_SETS:
+        raise DataError(f"unknown zero-shot set '{name}'; known: {', '.join(sorted(ZERO_SHOT_SETS))}")
+    spec, source = ZERO_SHOT_SETS[name], SOURCES[name]
+
+    class _Args:
+        pass
+
+    args = _Args()
+    args.data_dir, args.dataset_revision = data_dir, revision
+    splits, kind, _ = fetch_splits(source, args)
+    image_column, label_column = ("image", "label") if kind == "folder" else (source.image_column, source.label_column)
+    dataset = _pick_split(splits, source.test_split, name, "evaluation", aliases=("test", "validation", "val"))
+    check_columns(dataset, (image_column, label_column), f"zero-shot set {name}")
+    feature = dataset.features[label_column]
+    if not isinstance(feature, datasets.ClassLabel):
+        raise DataError(f"zero-shot set {name}: column '{label_column}' must be a ClassLabel with the class names")
+    if max_images is not None:
+        dataset = dataset.select(range(min(max_images, len(dataset))))
+    names = [spec.name_of_label(n) for n in feature.names]
+    return ZeroShotSet(name, dataset, names, template, image_column, label_column)
+
+
+def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet, batch_size: int = 256,
+                       device=None) -> float:
+    """Top-1 accuracy of ``model`` (a CLIPModel or our PEFT CLIP, as it is: call it inside
+    ``adapter_disabled`` for pretrained CLIP) on a zero-shot set, one prompt per class."""
+    import torch
+
+    from ..modeling import encode_images, encode_texts
+    from .scenario import prompts_for, tokenize_prompts
+
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        tokens = tokenize_prompts(tokenizer, prompts_for(zero_shot.class_names, zero_shot.template))
+        text = torch.cat([
+            encode_texts(model, tokens["input_ids"][i:i + batch_size].to(device),
+                         tokens["attention_mask"][i:i + batch_size].to(device))
+            for i in range(0, len(zero_shot.class_names), batch_size)
+        ])
+        for start in range(0, len(zero_shot.dataset), batch_size):
+            batch = zero_shot.dataset[start:start + batch_size]
+            images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
+            pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+            embeds, _ = encode_images(model, pixels)
+            predictions = (embeds @ text.T).argmax(dim=-1).cpu()
+            correct += int((predictions == torch.as_tensor(batch[zero_shot.label_column])).sum())
+            total += len(images)
+    model.train(was_training)
+    return correct / max(total, 1)
+
+
+def evaluate_zero_shot_sets(model, image_processor, tokenizer, names=tuple(ZERO_SHOT_SETS), **load_kwargs) -> dict:
+    """``{name: accuracy}`` over several zero-shot sets (e.g. before and after the task sequence)."""
+    batch_size = load_kwargs.pop("batch_size", 256)
+    return {
+        name: evaluate_zero_shot(model, image_processor, tokenizer, load_zero_shot_set(name, **load_kwargs), batch_size)
+        for name in names
+    }
+
+
+__all__ = [
+    "BENCHMARKS", "CARDS", "SOURCES", "ZERO_SHOT_SETS", "HubSource", "ZeroShotSet", "evaluate_zero_shot",
+    "evaluate_zero_shot_sets", "fetch_splits", "load_zero_shot_set", "normalise_name", "protocol",
+    "rapf_imagenet_r_split", "stratified_test_positions",
+]
