@@ -182,6 +182,11 @@ def write_task_card(output_dir, task: int, repo_id: str | None = None) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- pushing
+def _backoff_sleep(seconds: float) -> None:
+    """The wait between push attempts (a module function so tests can replace just this wait)."""
+    time.sleep(seconds)
+
+
 @dataclass
 class PushFailure:
     task: int
@@ -197,7 +202,7 @@ class HubPusher:
         if api is None:
             api = HfApi(token=token)
         self.api, self.repo_id, self.token, self.private = api, repo_id, token, private
-        self.retries, self.backoff, self.sleep = max(0, int(retries)), float(backoff), sleep or time.sleep
+        self.retries, self.backoff, self.sleep = max(0, int(retries)), float(backoff), sleep or _backoff_sleep
         self.pending: list[int] = []
         self.pushed: list[int] = []
         self.failures: list[PushFailure] = []

@@ -138,7 +138,7 @@ def test_failed_push_is_retried_and_reported(tiny_clip_dir, tiny_benchmark, tmp_
 
     api.upload_folder.side_effect = flaky_upload
     sleeps = []
-    monkeypatch.setattr(hub.time, "sleep", sleeps.append)
+    monkeypatch.setattr(hub, "_backoff_sleep", sleeps.append)
     settings = _settings(tiny_clip_dir, tmp_path / "out", push_to_hub=True, hub_model_id=REPO, num_tasks=3,
                          variant="lora", hub_push_retries=2, hub_push_backoff=0.5)
     results = run_continual(*parse_config(settings), benchmark=tiny_benchmark)
