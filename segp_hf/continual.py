@@ -14,8 +14,8 @@ from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collato
 from . import checkpoints as ckpt
 from .callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback
 from .config import RecipeError, config_to_dict, method_switches
-from .data.registry import LoadedBenchmark, load_benchmark, resolve_class_order
-from .data.scenario import ClassIncrementalScenario, prompts_for, tokenize_prompts
+from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
+from .data.scenario import prompts_for, tokenize_prompts
 from .metrics import continual_metrics
 from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
 from .report import format_matrix, format_metrics, save_heatmap
@@ -34,18 +34,7 @@ def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = No
     benchmark = benchmark or load_benchmark(data_args)
     processor = CLIPImageProcessor.from_pretrained(resolve_model_path(model_args.model_name_or_path),
                                                    revision=model_args.model_revision)
-    scenario = ClassIncrementalScenario(
-        train=benchmark.train,
-        test=benchmark.test,
-        class_names=benchmark.class_names,
-        class_order=resolve_class_order(data_args.class_order, benchmark),
-        num_tasks=data_args.num_tasks,
-        image_processor=processor,
-        image_column=benchmark.image_column,
-        label_column=benchmark.label_column,
-        max_train_per_class=data_args.max_train_images_per_class,
-        max_eval_per_class=data_args.max_eval_images_per_class,
-    )
+    scenario = scenario_for(benchmark, data_args, processor)
     return scenario, data_args.prompt_template or benchmark.template
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from .data.registry import LoadedBenchmark, load_benchmark, resolve_class_order
-from .data.scenario import ClassIncrementalScenario, prompts_for
+from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
+from .data.scenario import prompts_for
 
 
 @dataclass
@@ -43,18 +43,7 @@ def build_plan(data_args, benchmark: LoadedBenchmark | None = None) -> Plan:
     """The task plan of a run's data settings (``benchmark`` replaces the registry, for tests)."""
     benchmark = benchmark or load_benchmark(data_args)
     template = data_args.prompt_template or benchmark.template
-    scenario = ClassIncrementalScenario(
-        train=benchmark.train,
-        test=benchmark.test,
-        class_names=benchmark.class_names,
-        class_order=resolve_class_order(data_args.class_order, benchmark),
-        num_tasks=data_args.num_tasks,
-        image_processor=None,  # never called: the plan only selects rows
-        image_column=benchmark.image_column,
-        label_column=benchmark.label_column,
-        max_train_per_class=data_args.max_train_images_per_class,
-        max_eval_per_class=data_args.max_eval_images_per_class,
-    )
+    scenario = scenario_for(benchmark, data_args, image_processor=None)  # the plan only selects rows
     tasks = []
     for task in range(data_args.num_tasks):
         ids = scenario.classes_of_task(task)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import datasets
 
-from .scenario import DataError
+from .scenario import ClassIncrementalScenario, DataError
 
 
 @dataclass
@@ -87,6 +87,22 @@ def load_benchmark(data_args) -> LoadedBenchmark:
         hint = f" Did you mean '{close[0]}'?" if close else ""
         raise DataError(f"unknown benchmark '{name}'; known: {', '.join(sorted(BENCHMARKS))}.{hint}")
     return BENCHMARKS[name].loader(data_args)
+
+
+def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor):
+    """The class-incremental split of ``benchmark`` under a run's data settings."""
+    return ClassIncrementalScenario(
+        train=benchmark.train,
+        test=benchmark.test,
+        class_names=benchmark.class_names,
+        class_order=resolve_class_order(data_args.class_order, benchmark),
+        num_tasks=data_args.num_tasks,
+        image_processor=image_processor,
+        image_column=benchmark.image_column,
+        label_column=benchmark.label_column,
+        max_train_per_class=data_args.max_train_images_per_class,
+        max_eval_per_class=data_args.max_eval_images_per_class,
+    )
 
 
 def resolve_class_order(spec: str, benchmark: LoadedBenchmark) -> list[int]:
