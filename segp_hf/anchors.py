@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .losses import clip_logits
+
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -25,7 +27,7 @@ def select_seeds(image_embeds: torch.Tensor, old_text_embeds: torch.Tensor, k: i
 
 def dpgd_objective(embeds, raw_feats, targets, text_embeds, prototypes, logit_scale, lambda_visual):
     """Per-anchor L_adv: CE toward the target's text + lambda * (1 - cos(raw, target prototype))."""
-    logits = logit_scale * F.normalize(embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).T
+    logits = clip_logits(embeds, text_embeds, logit_scale)
     text_term = F.cross_entropy(logits.float(), targets, reduction="none")
     visual_term = 1.0 - F.cosine_similarity(raw_feats.float(), prototypes[targets].float(), dim=-1)
     return text_term + lambda_visual * visual_term

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .losses import clip_logits
+
 TRANSFER_MODES = ("weighted", "mean")
 
 
@@ -58,8 +60,7 @@ def dual_path_logits(
     beta: float = 0.5,
 ) -> torch.Tensor:
     """``s * cos(image, text) + beta * s * cos(raw, prototype)`` over the classes (columns)."""
-    clip_path = F.normalize(image_embeds.float(), dim=-1) @ F.normalize(text_embeds.float(), dim=-1).T
-    logits = logit_scale * clip_path
+    logits = clip_logits(image_embeds.float(), text_embeds.float(), logit_scale)
     if beta:
         visual_path = F.normalize(raw_feats.float(), dim=-1) @ F.normalize(prototypes.float(), dim=-1).T
         logits = logits + beta * logit_scale * visual_path
