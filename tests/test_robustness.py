@@ -97,3 +97,26 @@ def test_output_dir_that_is_a_file(tiny_clip_dir, tiny_benchmark, tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(RecipeError, match="not writable"):
         _runner(tiny_clip_dir, tiny_benchmark, blocker / "out").run()
+
+
+def test_corrupt_and_truncated_images_are_named(tiny_clip_dir, tiny_benchmark, tmp_path):
+    import io
+
+    import datasets
+
+    buffer = io.BytesIO()
+    tiny_benchmark.train[0]["image"].save(buffer, format="PNG")
+    truncated = buffer.getvalue()[: len(buffer.getvalue()) // 2]
+    rows = {"image": [{"bytes": b"not an image", "path": "broken.jpg"}, {"bytes": truncated, "path": "cut.png"}],
+            "label": [3, 3]}
+    bad = datasets.Dataset.from_dict(rows, features=tiny_benchmark.train.features)
+    train = datasets.concatenate_datasets([tiny_benchmark.train, bad])
+    bench = LoadedBenchmark(train, tiny_benchmark.test, tiny_benchmark.class_names, tiny_benchmark.class_order, TEMPLATE)
+    runner = _runner(tiny_clip_dir, bench, tmp_path)
+    task0 = runner.scenario.train_dataset(0)
+    last = len(task0) - 1
+    with pytest.raises(DataError, match=r"cannot decode image cut\.png .*remove or replace it"):
+        task0[[last]]
+    with pytest.raises(DataError, match=r"cannot decode image broken\.jpg"):
+        task0[[last - 1]]
+    assert task0[[0]]["pixel_values"].shape == (1, 3, 16, 16)  # the good images still load

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import io
+
 import datasets
 import numpy as np
 import torch
+from PIL import Image
 
 
 class DataError(ValueError):
@@ -40,6 +43,25 @@ def check_class_order(class_order, num_classes: int) -> list[int]:
     return order
 
 
+def decode_rgb(image) -> Image.Image:
+    """An RGB PIL image from a decoded image or an undecoded ``{"bytes", "path"}`` record.
+
+    Grayscale, RGBA and palette images are converted; an unreadable or truncated file is a DataError
+    naming it (images are decoded here, not by ``datasets``, so the error can say what to fix).
+    """
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    source = image.get("path") or "<embedded bytes>"
+    try:
+        opened = Image.open(io.BytesIO(image["bytes"])) if image.get("bytes") else Image.open(image["path"])
+        opened.load()  # forces the full decode, so truncation shows up here
+        return opened.convert("RGB")
+    except (OSError, ValueError, SyntaxError, TypeError) as error:
+        raise DataError(
+            f"cannot decode image {source} ({type(error).__name__}: {error}); remove or replace it in the dataset"
+        ) from None
+
+
 class ImageLabelTransform:
     """Batch transform: images -> CLIP ``pixel_values`` (RGB), native labels -> class-order positions."""
 
@@ -50,7 +72,7 @@ class ImageLabelTransform:
         self.label_column = label_column
 
     def __call__(self, batch):
-        images = [image.convert("RGB") for image in batch[self.image_column]]
+        images = [decode_rgb(image) for image in batch[self.image_column]]
         pixel_values = self.image_processor(images=images, return_tensors="pt")["pixel_values"]
         labels = torch.as_tensor(self.position_of_label[np.asarray(batch[self.label_column])], dtype=torch.long)
         out = {"pixel_values": pixel_values, "labels": labels}
@@ -116,6 +138,8 @@ class ClassIncrementalScenario:
         if empty:
             raise DataError(f"task {task} has no {split} images for class(es) {empty}")
         subset = dataset.select(rows)
+        if isinstance(subset.features.get(self.image_column), datasets.Image):
+            subset = subset.cast_column(self.image_column, datasets.Image(decode=False))  # decoded by decode_rgb
         if with_index:
             subset = subset.add_column("sample_index", np.arange(len(rows)))
         transform = ImageLabelTransform(self.image_processor, self.position_of_label, self.image_column, self.label_column)
