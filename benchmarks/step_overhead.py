@@ -1,0 +1,125 @@
+"""Step overhead: one SeGP-CL training step vs plain LoRA steps, side by side on the same model and data.
+
+    python benchmarks/step_overhead.py [--layers 2 --batch 32 --anchor_batch 32 --classes 20 --repeats 5]
+
+Cases (forward + backward, gradients cleared between steps; no optimiser step, which is the same for all):
+  segp      SeGPTrainer.compute_loss at task 1 (CE + ACGD on an anchor mini-batch concatenated to the batch
+            in one image forward + TSGR, one text forward over the seen classes), then backward
+  lora+A    plain LoRA step (CE only, one text forward over the seen classes) on batch + anchor_batch images:
+            the physical floor, the images SeGP-CL must see
+  lora      plain LoRA step on the batch alone
+Targets (issue 6): segp / lora+A <= 1.05. segp / lora is reported, not targeted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as C  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from segp_hf.config import SeGPConfig  # noqa: E402
+from segp_hf.modeling import build_lora_clip, encode_images, encode_texts, logit_scale_of  # noqa: E402
+from segp_hf.trainer import SeGPTrainer  # noqa: E402
+
+TARGET = 1.05
+
+
+def plain_lora_loss(model, pixel_values, labels, text_inputs, scale, start, end):
+    """What the 'lora' variant computes: one text forward over the seen classes, one image forward, CE over
+    the current task's classes."""
+    text = encode_texts(model, **text_inputs)
+    image_embeds, _ = encode_images(model, pixel_values)
+    logits = scale * image_embeds @ text.T
+    return F.cross_entropy(logits[:, start:end].float(), labels - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    C.add_model_arguments(parser)
+    parser.add_argument("--batch", type=int, default=32, help="Training images per step.")
+    parser.add_argument("--anchor_batch", type=int, default=32, help="Anchors per step (anchor_batch_size).")
+    parser.add_argument("--anchors_per_class", type=int, default=5)
+    parser.add_argument("--out", default="benchmarks/results/step_overhead.json")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.anchors_per_class * (args.classes // 2) < args.anchor_batch:
+        parser.error("fewer anchors than --anchor_batch: raise --anchors_per_class or --classes")
+
+    generator = torch.Generator().manual_seed(args.seed)
+    with C.temp_model_dir() as tmp:
+        path = C.save_vit_b32_shaped_clip(Path(tmp) / "clip", args.layers, args.seed)
+        model = build_lora_clip(path, r=args.lora_r)
+        model.train()
+        text_inputs = C.fabricated_text_inputs(args.classes, args.prompt_tokens, generator)
+        scale = logit_scale_of(model)
+        state = C.task1_state(text_inputs, args.classes, scale, args.anchors_per_class, 768, generator)
+        start, end = state.bounds
+        config = SeGPConfig(
+            output_dir=str(Path(tmp) / "out"), use_cpu=not torch.cuda.is_available(), report_to="none",
+            disable_tqdm=True, anchor_batch_size=args.anchor_batch, per_device_train_batch_size=args.batch,
+            seed=args.seed,
+        )
+        trainer = SeGPTrainer(model=model, args=config, task_state=state)
+        model = trainer.model
+        device = next(model.parameters()).device
+
+        pixel_values = torch.randn(args.batch, 3, 224, 224, generator=generator).to(device)
+        labels = torch.randint(start, end, (args.batch,), generator=generator).to(device)
+        big_pixels = torch.cat([pixel_values, torch.randn(args.anchor_batch, 3, 224, 224, generator=generator).to(device)])
+        big_labels = torch.cat([labels, torch.randint(start, end, (args.anchor_batch,), generator=generator).to(device)])
+        seen_text = state.seen_text_inputs(device)
+        inputs = {"pixel_values": pixel_values, "labels": labels}
+
+        def sync():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
+        def step(loss_fn):
+            def run():
+                model.zero_grad(set_to_none=True)
+                loss_fn().backward()
+                sync()
+            return run
+
+        cases = {
+            "segp": step(lambda: trainer.compute_loss(model, inputs)),
+            "lora+A": step(lambda: plain_lora_loss(model, big_pixels, big_labels, seen_text, scale, start, end)),
+            "lora": step(lambda: plain_lora_loss(model, pixel_values, labels, seen_text, scale, start, end)),
+        }
+        times = C.summary(C.interleaved(cases, args.repeats))
+        terms = {k: round(float(v) / max(trainer._term_count, 1), 4) for k, v in trainer._term_sums.items()}
+
+    segp, floor, plain = (times[k]["median_s"] for k in ("segp", "lora+A", "lora"))
+    ratios = {"segp/lora+A": segp / floor, "segp/lora": segp / plain}
+    print(f"\nStep overhead: ViT-B/32-shaped CLIP, {args.layers}+{args.layers} layers, LoRA r={args.lora_r}, "
+          f"batch {args.batch} + {args.anchor_batch} anchors, {args.classes} seen classes, "
+          f"{args.repeats} interleaved repeats, {torch.get_num_threads()} torch threads")
+    print(f"{'case':<10} {'images':>7} {'median s':>9} {'min s':>8} {'max s':>8}")
+    images = {"segp": args.batch + args.anchor_batch, "lora+A": args.batch + args.anchor_batch, "lora": args.batch}
+    for name, t in times.items():
+        print(f"{name:<10} {images[name]:>7} {t['median_s']:>9.3f} {t['min_s']:>8.3f} {t['max_s']:>8.3f}")
+    print(f"segp / lora+A = {ratios['segp/lora+A']:.3f}  (target <= {TARGET}: "
+          f"{'met' if ratios['segp/lora+A'] <= TARGET else 'NOT met'})")
+    print(f"segp / lora   = {ratios['segp/lora']:.3f}  (reported only)")
+    C.write_json(args.out, {
+        "benchmark": "step_overhead",
+        "settings": vars(args) | {"vision_hidden": 768, "text_hidden": 512, "patch": 32, "image": 224},
+        "machine": C.machine(),
+        "device": str(device),
+        "loss_terms_seen_in_segp_steps": terms,
+        "timings": times,
+        "ratios": ratios,
+        "target_segp_over_floor": TARGET,
+        "target_met": ratios["segp/lora+A"] <= TARGET,
+    })
+
+
+if __name__ == "__main__":
+    main()
