@@ -107,41 +107,52 @@ class TeacherTargetsCallback(TrainerCallback):
         self.state = task_state
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        task_state = self.state
-        was_training = model.training
-        model.eval()
-        device = _device_of(model)
-        switches = task_state.switches
-        start, end = task_state.bounds
+        prepare_teacher_targets(model, self.state, args)
 
-        if switches.tsgr and args.lambda_tsgr:
-            with torch.no_grad():
-                if args.tsgr_reference == "pretrained":
-                    with adapter_disabled(model):
-                        reference = encode_texts(model, **task_state.seen_text_inputs(device))
-                else:
+
+def prepare_teacher_targets(model, task_state: TaskState, args):
+    """Compute the task's teacher targets from ``model`` as it is now, once per task.
+
+    The continual loop calls this itself before resuming a task from a Trainer checkpoint, because
+    the Trainer loads the checkpoint's (already trained) weights before ``on_train_begin``; the
+    callback then finds the targets ready and leaves them alone."""
+    if task_state.teacher_ready:
+        return
+    was_training = model.training
+    model.eval()
+    device = _device_of(model)
+    switches = task_state.switches
+    start, end = task_state.bounds
+
+    if switches.tsgr and args.lambda_tsgr:
+        with torch.no_grad():
+            if args.tsgr_reference == "pretrained":
+                with adapter_disabled(model):
                     reference = encode_texts(model, **task_state.seen_text_inputs(device))
-            broadcast_from_main(reference)
-            task_state.reference_text = reference
-            if end > 1:
-                task_state.tsgr_neighbours = tsgr_neighbours(reference, torch.arange(start, end), args.tsgr_k)
+            else:
+                reference = encode_texts(model, **task_state.seen_text_inputs(device))
+        broadcast_from_main(reference)
+        task_state.reference_text = reference
+        if end > 1:
+            task_state.tsgr_neighbours = tsgr_neighbours(reference, torch.arange(start, end), args.tsgr_k)
 
-        if start > 0 and switches.acgd is not None and args.lambda_acgd:
-            with torch.no_grad():
-                old_text = encode_texts(model, **task_state.seen_text_inputs(device, torch.arange(start)))
-            embeds, _, _ = encode_dataset(
-                model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
-            )
-            # Every rank builds the same anchors from the whole task (deterministic: same weights, same
-            # images, no randomness); rank 0's are then broadcast so all ranks distil on identical targets.
-            if switches.acgd == "anchors":
-                anchors = build_anchors(model, task_state, args, old_text, embeds)
-                broadcast_from_main(anchors.pixel_values, anchors.targets, anchors.teacher_logits, anchors.teacher_raw)
-                task_state.anchors = anchors
-            else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
-                task_state.lwf_teacher_logits = (task_state.logit_scale * embeds @ old_text.T).contiguous()
-                broadcast_from_main(task_state.lwf_teacher_logits)
-        model.train(was_training)
+    if start > 0 and switches.acgd is not None and args.lambda_acgd:
+        with torch.no_grad():
+            old_text = encode_texts(model, **task_state.seen_text_inputs(device, torch.arange(start)))
+        embeds, _, _ = encode_dataset(
+            model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
+        )
+        # Every rank builds the same anchors from the whole task (deterministic: same weights, same
+        # images, no randomness); rank 0's are then broadcast so all ranks distil on identical targets.
+        if switches.acgd == "anchors":
+            anchors = build_anchors(model, task_state, args, old_text, embeds)
+            broadcast_from_main(anchors.pixel_values, anchors.targets, anchors.teacher_logits, anchors.teacher_raw)
+            task_state.anchors = anchors
+        else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
+            task_state.lwf_teacher_logits = (task_state.logit_scale * embeds @ old_text.T).contiguous()
+            broadcast_from_main(task_state.lwf_teacher_logits)
+    model.train(was_training)
+    task_state.teacher_ready = True
 
 
 class PrototypeCallback(TrainerCallback):

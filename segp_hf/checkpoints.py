@@ -4,6 +4,10 @@ A task directory holds the adapter (PEFT format), ``prototypes.safetensors``, ``
 order and names seen so far), ``segp_config.json`` (the run's settings) and ``metrics.json`` (this
 task's accuracy-matrix row and the metrics so far). It is built under a temporary name and renamed
 into place, so a kill never leaves a half-written ``task-k``.
+
+While task k trains, the Trainer's own checkpoints go to ``OUTPUT/.trainer/task-k/checkpoint-N`` (with the
+run's settings beside them); a rerun after a kill resumes the task from the newest complete one, and the
+folder is removed once ``task-k`` is saved.
 """
 
 from __future__ import annotations
@@ -26,8 +30,51 @@ METRICS_FILE = "metrics.json"
 RESULTS_FILE = "results.json"
 
 
+TRAINER_DIR = ".trainer"
+
+
 def task_dir(output_dir, task: int) -> Path:
     return Path(output_dir) / f"{TASK_PREFIX}{task}"
+
+
+def trainer_dir(output_dir, task: int) -> Path:
+    """Where the Trainer writes its checkpoints inside task ``task`` (removed once the task is saved)."""
+    return Path(output_dir) / TRAINER_DIR / f"{TASK_PREFIX}{task}"
+
+
+def start_trainer_dir(output_dir, task: int, config: dict) -> Path:
+    """A fresh Trainer directory for ``task`` holding the run's settings (checked before resuming in it)."""
+    folder = trainer_dir(output_dir, task)
+    shutil.rmtree(folder, ignore_errors=True)
+    write_json_atomic(folder / CONFIG_FILE, config)
+    return folder
+
+
+def remove_trainer_dir(output_dir, task: int) -> None:
+    shutil.rmtree(trainer_dir(output_dir, task), ignore_errors=True)
+
+
+def last_trainer_checkpoint(folder: Path) -> Path | None:
+    """The newest complete ``checkpoint-N`` in ``folder``. The Trainer writes ``trainer_state.json``
+    last, so a checkpoint a kill cut short lacks it (or holds it truncated) and is skipped."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not (Path(folder) / CONFIG_FILE).is_file():
+        return None
+    steps = []
+    for path in Path(folder).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        suffix = path.name.rsplit("-", 1)[-1]
+        if suffix.isdigit() and _readable_json(path / "trainer_state.json"):
+            steps.append((int(suffix), path))
+    return max(steps)[1] if steps else None
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        read_json(path)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def nan_to_none(value):

@@ -128,7 +128,10 @@ class SeGPConfig(TrainingArguments):
     num_train_epochs: float = field(default=10.0, metadata={"help": "Epochs per task."})
     weight_decay: float = field(default=0.0, metadata={"help": "Weight decay."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
-    save_strategy: str = field(default="no", metadata={"help": "Trainer checkpoints inside a task."})
+    save_strategy: str = field(
+        default="epoch", metadata={"help": "Trainer checkpoints inside a task, resumed after a kill ('no' to skip)."}
+    )
+    save_total_limit: int | None = field(default=1, metadata={"help": "Trainer checkpoints kept per task."})
     report_to: None | str | list[str] = field(default="none", metadata={"help": "Trackers (tensorboard, wandb...)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep our columns."})
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})

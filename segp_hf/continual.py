@@ -12,7 +12,7 @@ import torch
 from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collator, set_seed
 
 from . import checkpoints as ckpt
-from .callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback
+from .callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback, TrainingDivergedError, prepare_teacher_targets
 from .config import RecipeError, config_to_dict, method_switches
 from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
 from .data.scenario import prompts_for, tokenize_prompts
@@ -38,11 +38,15 @@ def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = No
     return scenario, data_args.prompt_template or benchmark.template
 
 
-def _check_resume_config(saved: dict, current: dict, path: Path):
-    changed = sorted(
+def changed_settings(saved: dict, current: dict) -> list[str]:
+    return sorted(
         key for key in set(saved) | set(current)
         if key not in RESUME_FREE_KEYS and saved.get(key) != ckpt.nan_to_none(current.get(key))
     )
+
+
+def _check_resume_config(saved: dict, current: dict, path: Path):
+    changed = changed_settings(saved, current)
     if changed:
         details = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}" for k in changed[:5])
         raise RecipeError(
@@ -101,9 +105,18 @@ class ContinualRunner:
     # -------------------------------------------------------------------- tasks
     def task_args(self, task: int):
         # The inner Trainer never pushes by itself: hub.py pushes each task to its own branch.
-        return dataclasses.replace(
-            self.config, output_dir=str(self.output_dir / ".trainer" / f"task-{task}"), push_to_hub=False
-        )
+        return dataclasses.replace(self.config, output_dir=str(ckpt.trainer_dir(self.output_dir, task)), push_to_hub=False)
+
+    def in_task_checkpoint(self, task: int) -> str | None:
+        """The Trainer's last checkpoint inside ``task`` left by an interrupted run, if any (its settings
+        must match this run's: a checkpoint made under other settings is refused, as for finished tasks)."""
+        folder = ckpt.trainer_dir(self.output_dir, task)
+        last = ckpt.last_trainer_checkpoint(folder)
+        if last is None:
+            return None
+        _check_resume_config(ckpt.read_json(folder / ckpt.CONFIG_FILE), self.run_config, folder)
+        logger.info("Resuming task %d from the Trainer checkpoint %s", task, last)
+        return str(last)
 
     # ------------------------------------------------------------- processes
     @property
@@ -148,10 +161,27 @@ class ContinualRunner:
         rows = [r[: task + 1] for r in self.acc_matrix[: task + 1]]
         return continual_metrics(rows, task_weights=self.test_sizes[: task + 1])
 
+    def train_task(self, trainer: SeGPTrainer, task: int):
+        checkpoint = self.in_task_checkpoint(task)
+        if checkpoint is not None:
+            # The teacher is the model as the task started: compute its targets before the Trainer
+            # loads the checkpoint's weights (it does so before any callback runs).
+            prepare_teacher_targets(trainer.model, self.state, trainer.args)
+        elif self.is_main_process:
+            ckpt.start_trainer_dir(self.output_dir, task, self.run_config)
+        self.wait_for_everyone()
+        try:
+            trainer.train(resume_from_checkpoint=checkpoint)
+        except TrainingDivergedError:
+            # Its checkpoints may hold non-finite weights: the task restarts from its beginning.
+            if self.is_main_process:
+                ckpt.remove_trainer_dir(self.output_dir, task)
+            raise
+
     def run_task(self, task: int):
         trainer = self.make_trainer(task)
         if self.switches.train:
-            trainer.train()
+            self.train_task(trainer, task)
         self.acc_matrix[task] = self.evaluate_row(trainer, task)
         metrics = self.metrics_so_far(task)
         trainer.log({f"after_task{task}_{k}": v for k, v in metrics.items() if not math.isnan(v)})
@@ -171,6 +201,7 @@ class ContinualRunner:
             from .hub import hub_repo_id, write_task_card
 
             write_task_card(self.output_dir, task, hub_repo_id(self.config))
+            ckpt.remove_trainer_dir(self.output_dir, task)  # superseded by task-k
             if self.pusher is not None:
                 self.pusher.push(self.output_dir, task)  # never raises: failures are queued and reported
         self.wait_for_everyone()

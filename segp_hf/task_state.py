@@ -43,6 +43,7 @@ class TaskState:
     reference_text: torch.Tensor | None = None  # (seen, D) reference geometry for TSGR
     tsgr_neighbours: torch.Tensor | None = None  # (new classes, k)
     lwf_teacher_logits: torch.Tensor | None = None  # (train images, old classes), LwF variant
+    teacher_ready: bool = False  # the targets above are computed for the current task
     eval_classes: torch.Tensor | None = None  # class positions scored at evaluation
     extra: dict = field(default_factory=dict)
 
@@ -63,6 +64,7 @@ class TaskState:
         self.reference_text = None
         self.tsgr_neighbours = None
         self.lwf_teacher_logits = None
+        self.teacher_ready = False
 
     def seen_text_inputs(self, device, classes=None):
         """Token ids of the classes at ``classes`` positions (default: all seen so far)."""

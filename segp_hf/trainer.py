@@ -41,17 +41,23 @@ class SeGPTrainer(Trainer):
         self._term_sums = defaultdict(float)
         self._term_count = 0
         self._eval_text = None
-        # Anchor mini-batches are drawn from their own generator: reproducible, and resuming a task
-        # draws the same anchors as an uninterrupted run.
-        self._anchor_generator = torch.Generator().manual_seed(self.args.seed + task_state.task)
+        self._draw_step, self._draw_micro = -1, 0
 
     # ------------------------------------------------------------------ training
     def _anchor_batch(self):
+        """The anchor mini-batch of this micro-batch: a function of (seed, task, optimizer step,
+        micro-batch within the step) only, so a task resumed from a Trainer checkpoint draws exactly
+        the anchors an uninterrupted run draws (a checkpoint is always at a step boundary)."""
         anchors = self.task_state.anchors
         if anchors is None or self.task_state.switches.acgd != "anchors" or self.args.lambda_acgd == 0:
             return None
+        step = self.state.global_step
+        self._draw_micro = self._draw_micro + 1 if step == self._draw_step else 0
+        self._draw_step = step
+        key = ((self.args.seed * 1_000 + self.task_state.task) * 1_000_003 + step) * 1_024 + self._draw_micro
+        generator = torch.Generator().manual_seed(key % (2**63))
         count = min(self.args.anchor_batch_size, len(anchors))
-        return torch.randperm(len(anchors), generator=self._anchor_generator)[:count].to(anchors.targets.device)
+        return torch.randperm(len(anchors), generator=generator)[:count].to(anchors.targets.device)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         state, args = self.task_state, self.args

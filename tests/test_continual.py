@@ -101,3 +101,78 @@ def test_every_variant_runs(tiny_clip_dir, tiny_benchmark, tmp_path, variant):
 
         weights = load_file(tmp_path / "task-1" / "adapter_model.safetensors")
         assert all(torch.count_nonzero(w) == 0 for k, w in weights.items() if "lora_B" in k)
+
+
+# ------------------------------------------------------------------ a kill inside a task
+INTERRUPTIBLE = dict(num_train_epochs=2, per_device_train_batch_size=2, gradient_accumulation_steps=2)  # 3 steps/epoch
+
+
+@pytest.fixture(scope="module")
+def interruptible_run(tiny_clip_dir, tiny_benchmark, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("interruptible")
+    return output_dir, _run(tiny_clip_dir, tiny_benchmark, output_dir, **INTERRUPTIBLE)
+
+
+def test_kill_inside_a_task_resumes_from_the_trainer_checkpoint(
+    tiny_clip_dir, tiny_benchmark, tmp_path, interruptible_run, monkeypatch
+):
+    from safetensors.torch import load_file
+
+    from segp_hf.trainer import SeGPTrainer
+
+    reference_dir, uninterrupted = interruptible_run
+    original_step = SeGPTrainer.training_step
+
+    def killed_in_task_1_at_step_4(self, *args, **kwargs):
+        if self.task_state.task == 1 and self.state.global_step == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SeGPTrainer, "training_step", killed_in_task_1_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tiny_clip_dir, tiny_benchmark, tmp_path, **INTERRUPTIBLE)
+    assert ckpt.completed_tasks(tmp_path) == 1
+    assert ckpt.last_trainer_checkpoint(ckpt.trainer_dir(tmp_path, 1)).name == "checkpoint-3"  # end of epoch 1
+
+    monkeypatch.setattr(SeGPTrainer, "training_step", original_step)
+    resumed_from, steps_run = [], []
+    original_train = SeGPTrainer.train
+
+    def recording_train(self, resume_from_checkpoint=None, **kwargs):
+        resumed_from.append(resume_from_checkpoint)
+        output = original_train(self, resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        steps_run.append(self.state.global_step - self._initial_global_step)
+        return output
+
+    monkeypatch.setattr(SeGPTrainer, "train", recording_train)
+    resumed = _run(tiny_clip_dir, tiny_benchmark, tmp_path, **INTERRUPTIBLE)
+    assert resumed_from[0] is not None and resumed_from[0].endswith("task-1/checkpoint-3")
+    assert resumed_from[1:] == [None] and steps_run == [3, 6]  # task 1 ran only its second epoch again
+    assert resumed["acc_matrix"] == uninterrupted["acc_matrix"]
+    for key in ("avg", "last", "forgetting", "bwt", "fwt"):
+        assert resumed[key] == uninterrupted[key]
+    for task in range(3):  # identical weights (so lora_A stayed frozen through the resume) and prototypes
+        saved = load_file(tmp_path / f"task-{task}" / "adapter_model.safetensors")
+        reference = load_file(reference_dir / f"task-{task}" / "adapter_model.safetensors")
+        assert all(torch.equal(saved[k], reference[k]) for k in reference)
+        assert torch.equal(ckpt.load_prototypes(tmp_path / f"task-{task}"), ckpt.load_prototypes(reference_dir / f"task-{task}"))
+    assert not ckpt.trainer_dir(tmp_path, 1).exists()  # superseded by task-1, removed
+
+
+def test_in_task_checkpoint_with_other_settings_is_refused(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    from segp_hf.trainer import SeGPTrainer
+
+    original_step = SeGPTrainer.training_step
+
+    def killed_in_task_0(self, *args, **kwargs):
+        if self.state.global_step == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SeGPTrainer, "training_step", killed_in_task_0)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tiny_clip_dir, tiny_benchmark, tmp_path, **INTERRUPTIBLE)
+    monkeypatch.setattr(SeGPTrainer, "training_step", original_step)
+    with pytest.raises(RecipeError, match="learning_rate"):  # no finished task yet: the in-task one is checked
+        _run(tiny_clip_dir, tiny_benchmark, tmp_path, **{**INTERRUPTIBLE, "learning_rate": 0.01})
+    assert ckpt.last_trainer_checkpoint(ckpt.trainer_dir(tmp_path, 0)) is not None  # refused, not deleted

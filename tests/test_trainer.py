@@ -67,7 +67,7 @@ def test_gradient_accumulation_matches_full_batch(tiny_clip_dir, tiny_benchmark,
     accumulated, trainer = _one_step(tiny_clip_dir, tiny_benchmark, tmp_path / "b", batch=4, accumulation=2)
     assert any(w.abs().sum() > 0 for w in full.values()), "the step must move lora_B"
     for name in full:
-        torch.testing.assert_close(accumulated[name], full[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(accumulated[name], full[name], rtol=1e-4, atol=1e-5)  # anchors drawn in another order
     logged = trainer.state.log_history[0]
     for term in ("loss_cls", "loss_acgd", "loss_tsgr"):
         assert term in logged and logged[term] > 0
@@ -78,7 +78,7 @@ def test_accumulation_without_the_fix_would_differ(tiny_clip_dir, tiny_benchmark
     monkeypatch.setattr(SeGPTrainer, "loss_is_scaled_for_ga", True)
     full, _ = _one_step(tiny_clip_dir, tiny_benchmark, tmp_path / "a", batch=8, accumulation=1)
     accumulated, _ = _one_step(tiny_clip_dir, tiny_benchmark, tmp_path / "b", batch=4, accumulation=2)
-    assert any(not torch.allclose(accumulated[n], full[n], rtol=1e-4, atol=1e-6) for n in full)
+    assert any(not torch.allclose(accumulated[n], full[n], rtol=1e-4, atol=1e-5) for n in full)
 
 
 def test_only_lora_B_changes_over_a_whole_task(tiny_clip_dir, tiny_benchmark, tmp_path):
