@@ -95,11 +95,7 @@ class NonFiniteLossCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"the loss became {loss} at step {state.global_step} of task {self.state.task}; nothing of this "
-                f"task was saved and the checkpoints of earlier tasks are intact. Lower learning_rate (or the "
-                f"loss weights) and rerun the same command to resume."
-            )
+            raise TrainingDivergedError(f"the loss became {loss} at step {state.global_step} of task {self.state.task}")
 
 
 class TeacherTargetsCallback(TrainerCallback):

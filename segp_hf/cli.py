@@ -41,7 +41,9 @@ def _train(args, overrides):
 
 def _resume_from(args, overrides):
     """Continue another run's sequence after its task k: its checkpoints 0..k are copied (or downloaded)
-    into --output_dir, then the normal resume runs task k+1 on. Settings: --config, else the checkpoint's."""
+    into --output_dir, then the normal resume runs task k+1 on. Settings: --config, else the checkpoint's,
+    with any --key value overrides: a branch may change settings (e.g. a lower learning rate after a
+    diverged task), since it never overwrites the run it came from."""
     from .continual import run_continual
     from .hub import fetch_task_dirs, parse_checkpoint_ref
     from .task_eval import saved_settings
@@ -54,7 +56,7 @@ def _resume_from(args, overrides):
     if task + 1 >= data_args.num_tasks:
         raise RecipeError(f"{args.resume_from} is already the last task (num_tasks={data_args.num_tasks})")
     fetch_task_dirs(source, task, config.output_dir)
-    run_continual(model_args, data_args, config)
+    run_continual(model_args, data_args, config, allow_changed_settings=True)
 
 
 def _eval(args, overrides):

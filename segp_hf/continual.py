@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 # Settings that may differ between an interrupted run and its resumption without changing results.
 RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size",
                     "hub_push_retries", "hub_push_backoff", "base_model_commit"}
+# What a branch (train --resume_from) must keep: the adapter's shape and the task sequence.
+BRANCH_FIXED_KEYS = {"model_name_or_path", "model_revision", "lora_r", "lora_alpha", "lora_target_modules",
+                     "benchmark", "num_tasks", "class_order", "dataset_name", "imagenet_r_split", "prompt_template"}
 
 
 def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None):
@@ -56,8 +59,14 @@ def _check_resume_config(saved: dict, current: dict, path: Path):
 
 
 class ContinualRunner:
-    def __init__(self, model_args, data_args, config, benchmark: LoadedBenchmark | None = None):
+    """``allow_changed_settings``: the finished tasks found in output_dir may have been trained under other
+    settings (``train --resume_from``, which branches a run off into a new directory); otherwise resuming
+    under settings that contradict the saved ones is refused."""
+
+    def __init__(self, model_args, data_args, config, benchmark: LoadedBenchmark | None = None,
+                 allow_changed_settings: bool = False):
         self.model_args, self.data_args, self.config = model_args, data_args, config
+        self.allow_changed_settings = allow_changed_settings
         self.switches = method_switches(config.variant)
         self.output_dir = Path(config.output_dir)
         self.scenario, self.template = build_scenario(model_args, data_args, benchmark)
@@ -92,7 +101,20 @@ class ContinualRunner:
         if done == 0:
             return 0
         last = ckpt.task_dir(self.output_dir, done - 1)
-        _check_resume_config(ckpt.read_json(last / ckpt.CONFIG_FILE), self.run_config, last)
+        saved = ckpt.read_json(last / ckpt.CONFIG_FILE)
+        if not self.allow_changed_settings:
+            _check_resume_config(saved, self.run_config, last)
+        else:
+            changed = changed_settings(saved, self.run_config)
+            fixed = [key for key in changed if key in BRANCH_FIXED_KEYS]
+            if fixed:
+                raise RecipeError(
+                    f"cannot continue after {last}: {', '.join(fixed)} differ from its run, and a branch must keep "
+                    f"the model, the adapter and the task sequence (saved: "
+                    f"{', '.join(f'{k}={saved.get(k)!r}' for k in fixed)})"
+                )
+            if changed:
+                logger.warning("Continuing after %s with changed settings: %s", last, ", ".join(changed))
         ckpt.load_adapter_weights(self.model, last)
         self.state.prototypes = ckpt.load_prototypes(last)
         for task in range(done):
@@ -172,11 +194,20 @@ class ContinualRunner:
         self.wait_for_everyone()
         try:
             trainer.train(resume_from_checkpoint=checkpoint)
-        except TrainingDivergedError:
+        except TrainingDivergedError as error:
             # Its checkpoints may hold non-finite weights: the task restarts from its beginning.
             if self.is_main_process:
                 ckpt.remove_trainer_dir(self.output_dir, task)
-            raise
+            raise TrainingDivergedError(f"{error}; {self.diverged_advice(task)}") from None
+
+    def diverged_advice(self, task: int) -> str:
+        kept = "no task was finished yet" if task == 0 else f"tasks 0..{task - 1} are intact in {self.output_dir}"
+        if task == 0:
+            how = "rerun with a lower --learning_rate (or lower loss weights) and a new --output_dir"
+        else:
+            how = (f"continue from task {task - 1} in a new directory: add --resume_from {self.output_dir}@task-{task - 1} "
+                   f"--output_dir NEW_DIR --learning_rate LOWER to your command")
+        return f"nothing of task {task} was saved ({kept}). To go on, {how}"
 
     def run_task(self, task: int):
         trainer = self.make_trainer(task)
@@ -267,5 +298,6 @@ class ContinualRunner:
         return results
 
 
-def run_continual(model_args, data_args, config, benchmark: LoadedBenchmark | None = None) -> dict:
-    return ContinualRunner(model_args, data_args, config, benchmark).run()
+def run_continual(model_args, data_args, config, benchmark: LoadedBenchmark | None = None,
+                  allow_changed_settings: bool = False) -> dict:
+    return ContinualRunner(model_args, data_args, config, benchmark, allow_changed_settings).run()

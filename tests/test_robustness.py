@@ -31,11 +31,32 @@ def test_nan_loss_stops_the_task_and_keeps_earlier_checkpoints(tiny_clip_dir, ti
         return loss * float("nan") if self.task_state.task == 1 else loss
 
     monkeypatch.setattr(SeGPTrainer, "compute_loss", nan_in_task_1)
-    with pytest.raises(TrainingDivergedError, match="task 1"):
+    with pytest.raises(TrainingDivergedError, match="task 1") as error:
         _runner(tiny_clip_dir, tiny_benchmark, tmp_path).run()
+    assert f"--resume_from {tmp_path}@task-0" in str(error.value)
     assert ckpt.completed_tasks(tmp_path) == 1
     assert not (tmp_path / "task-1").exists()
+    assert not ckpt.trainer_dir(tmp_path, 1).exists()  # its in-task checkpoints may hold NaN weights
     assert json.loads((tmp_path / "results.json").read_text())["tasks_completed"] == 1
+
+
+def test_after_divergence_a_branch_with_a_lower_learning_rate_goes_on(tiny_clip_dir, tiny_benchmark, tmp_path):
+    """The advice of the divergence message: --resume_from OUT@task-k --output_dir NEW with new settings."""
+    from segp_hf.hub import fetch_task_dirs
+
+    first = tmp_path / "first"
+    _runner(tiny_clip_dir, tiny_benchmark, first).run()
+    with pytest.raises(RecipeError, match="learning_rate"):  # in the same directory: a contradiction
+        _runner(tiny_clip_dir, tiny_benchmark, first, learning_rate=0.01).run()
+    fetch_task_dirs(str(first), 0, tmp_path / "branch")
+    model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, tmp_path / "branch", learning_rate=0.01))
+    results = ContinualRunner(model_args, data_args, config, benchmark=tiny_benchmark, allow_changed_settings=True).run()
+    assert results["acc_matrix"][0] == json.loads((first / "results.json").read_text())["acc_matrix"][0]
+    assert ckpt.read_json(tmp_path / "branch" / "task-2" / ckpt.CONFIG_FILE)["learning_rate"] == 0.01
+    model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, tmp_path / "other", num_tasks=2))
+    fetch_task_dirs(str(first), 0, tmp_path / "other")
+    with pytest.raises(RecipeError, match="num_tasks differ.*task sequence"):  # a branch keeps the task split
+        ContinualRunner(model_args, data_args, config, benchmark=tiny_benchmark, allow_changed_settings=True).run()
 
 
 def test_duplicate_class_names(tiny_clip_dir, tiny_benchmark, tmp_path):
