@@ -480,12 +480,15 @@ def resolve_task_folder(source: str, task: int | None = None, cache_dir=None, to
 
 
 def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, token=None, device=None,
-              base_model: str | None = None, base_revision: str | None = None) -> LoadedTask:
+              base_model: str | None = None, base_revision: str | None = None, merge: bool = True) -> LoadedTask:
     """Load task ``task`` (default: the latest) of a run from a local output directory, a Hub repo
     (branch ``task-k``) or, with ``HF_HUB_OFFLINE=1``, from the local HF cache.
 
     The base CLIP is the run's ``model_name_or_path`` at its pinned revision (``model_revision``, else
     the commit the run loaded); ``base_model`` / ``base_revision`` override them (e.g. a local copy).
+    ``merge`` (default): the adapter is merged into the base weights (PEFT ``merge_and_unload``) and
+    ``LoadedTask.model`` is a plain ``CLIPModel``: prediction as fast as the base CLIP's, logits equal to
+    the adapter's up to float rounding. ``merge=False`` keeps the ``PeftModel`` (adapter unmerged).
     """
     from peft import PeftModel
     from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
@@ -508,6 +511,9 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     else:
         model = PeftModel.from_pretrained(clip, str(folder))
     freeze_lora_A(model)
+    if merge:
+        # Safe in place: this model only ever predicts (the training model is never merged).
+        model = model.merge_and_unload()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(base, **base_kwargs)

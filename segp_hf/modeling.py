@@ -6,6 +6,7 @@ the adapter disabled the model is exactly the pretrained CLIP.
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 
 import torch
@@ -111,3 +112,22 @@ def adapter_disabled(model):
 def image_encoder(model, raw_feature: str = "pre_projection"):
     """``pixels -> (embeds, raw)`` closure, the form DPGD attacks."""
     return lambda pixel_values: encode_images(model, pixel_values, raw_feature)
+
+
+def merged_copy(model) -> torch.nn.Module:
+    """An adapter-free copy of ``model`` for inference: the LoRA deltas merged into the base weights.
+
+    The merge runs on a deep copy (PEFT ``merge_and_unload``); ``model`` itself is never merged or
+    unmerged, so its weights stay bit-exact (training and resume are unaffected). The copy is a plain
+    ``CLIPModel`` in eval mode with no trainable parameter, on ``model``'s device and dtype; its logits
+    equal the adapter's up to float rounding of ``W + scale * B @ A``. It costs one extra copy of the
+    model's weights while it lives. A model without a PEFT adapter is returned as it is.
+    """
+    peft_model = getattr(model, "module", model)  # a DDP wrapper: its module
+    if not isinstance(peft_model, PeftModel):
+        return peft_model
+    merged = copy.deepcopy(peft_model).merge_and_unload()
+    merged.eval()
+    for parameter in merged.parameters():
+        parameter.requires_grad_(False)
+    return merged

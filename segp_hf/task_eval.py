@@ -28,7 +28,9 @@ def saved_settings(source: str, task: int, cache_dir=None, token=None) -> dict:
 def evaluate_checkpoint(ref: str, recipe: dict | None = None, overrides: list[str] | None = None,
                         benchmark=None, cache_dir=None, token=None) -> dict:
     """Accuracy of task checkpoint ``ref`` on the test images of every task it has seen, scored exactly as
-    the run scored them (SeGPTrainer.evaluate: dual-path over the seen classes, gathered across ranks).
+    the run scored them (SeGPTrainer.evaluate: dual-path over the seen classes, gathered across ranks), with
+    the adapter merged into the base weights (``load_task``'s default: the logits equal the adapter's up to
+    float rounding, prediction runs at the base CLIP's speed).
 
     The data settings are the checkpoint's own unless ``recipe`` / ``overrides`` change them (e.g.
     ``--data_dir``); the class names must match the checkpoint's."""

@@ -12,7 +12,7 @@ from transformers import Trainer
 
 from .losses import acgd_loss, tsgr_loss
 from .metrics import AccuracyMetric
-from .modeling import encode_images, encode_texts
+from .modeling import encode_images, encode_texts, merged_copy
 from .prototypes import dual_path_logits
 from .task_state import TaskState
 
@@ -32,12 +32,20 @@ class SeGPTrainer(Trainer):
     # compute_loss returns a per-batch mean, so the Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, task_state: TaskState, **kwargs):
+    def __init__(self, *args, task_state: TaskState, eval_merged: bool = False, **kwargs):
+        """``eval_merged``: evaluate with a merged, adapter-free copy of the model (``merged_copy``), built
+        at the start of each ``evaluate`` call and dropped at its end: faster prediction (no LoRA matmuls)
+        for one extra copy of the weights in memory during evaluation; the logits differ from the
+        adapter's by float rounding only, and the training model is never touched. Off by default, so
+        that evaluation is bit-identical to the unmerged adapter's. Not for DeepSpeed ZeRO-3 (it deep-copies
+        the model)."""
         kwargs.setdefault("compute_metrics", accuracy_metrics)
         kwargs.setdefault("preprocess_logits_for_metrics", _argmax_logits)
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
         self.task_state = task_state
+        self.eval_merged = eval_merged
+        self._eval_model = None  # the merged copy, while evaluate() runs
         self._term_sums = defaultdict(float)
         self._term_count = 0
         self._eval_text = None
@@ -58,6 +66,13 @@ class SeGPTrainer(Trainer):
         generator = torch.Generator().manual_seed(key % (2**63))
         count = min(self.args.anchor_batch_size, len(anchors))
         return torch.randperm(len(anchors), generator=generator)[:count].to(anchors.targets.device)
+
+    def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
+        # transformers 5 leaves autocast to accelerate, which wraps ``model.forward`` only; compute_loss and
+        # predict_logits call the towers directly (encode_images / encode_texts), so without this bf16/fp16
+        # from TrainingArguments would silently train and evaluate in float32. Without mixed precision this
+        # is a nullcontext: float32 runs are unchanged.
+        return self.accelerator.autocast()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         state, args = self.task_state, self.args
@@ -126,10 +141,12 @@ class SeGPTrainer(Trainer):
     # ---------------------------------------------------------------- inference
     def evaluate(self, *args, **kwargs):
         self._eval_text = None  # text embeddings are computed once per evaluation, not per batch
+        self._eval_model = merged_copy(self.model) if self.eval_merged else None
         try:
             return super().evaluate(*args, **kwargs)
         finally:
             self._eval_text = None
+            self._eval_model = None
 
     def predict_logits(self, model, pixel_values):
         """Dual-path logits over ``task_state.eval_classes`` (CLIP path only where a class lacks a prototype)."""
@@ -154,8 +171,9 @@ class SeGPTrainer(Trainer):
         inputs = self._prepare_inputs(inputs)
         state = self.task_state
         classes = state.eval_classes if state.eval_classes is not None else torch.arange(state.end)
-        with torch.no_grad():
-            logits = self.predict_logits(model, inputs["pixel_values"])
+        with torch.no_grad(), self.compute_loss_context_manager():
+            logits = self.predict_logits(self._eval_model if self._eval_model is not None else model,
+                                         inputs["pixel_values"])
         # labels are class positions; map them to columns of the scored class list
         column_of = torch.full((state.text_inputs["input_ids"].shape[0],), -1, dtype=torch.long)
         column_of[classes.cpu()] = torch.arange(len(classes))
