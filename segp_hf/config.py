@@ -83,6 +83,11 @@ class DataArguments:
     eval_future_tasks: bool = field(
         default=True, metadata={"help": "Also evaluate tasks not learnt yet (zero-shot), needed for FWT."}
     )
+    eval_task_incremental: bool = field(
+        default=False,
+        metadata={"help": "Also score every seen task over its own classes only (task-incremental accuracy): "
+                  "forgetting with the label space held fixed, written as acc_matrix_til / *_til."},
+    )
 
 
 @dataclass

@@ -92,6 +92,7 @@ class ContinualRunner:
         )
         num_tasks = data_args.num_tasks
         self.acc_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]
+        self.til_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]  # eval_task_incremental
         self.test_sizes = [0] * num_tasks
 
     # ------------------------------------------------------------------ resume
@@ -120,6 +121,8 @@ class ContinualRunner:
         for task in range(done):
             saved = ckpt.read_json(ckpt.task_dir(self.output_dir, task) / ckpt.METRICS_FILE)
             self.acc_matrix[task] = ckpt.none_to_nan(saved["acc_row"])
+            if "acc_row_til" in saved:
+                self.til_matrix[task] = ckpt.none_to_nan(saved["acc_row_til"])
             self.test_sizes = saved["test_sizes"]
         logger.info("Resuming after task %d from %s", done - 1, last)
         return done
@@ -176,12 +179,21 @@ class ContinualRunner:
             self.test_sizes[other] = len(test)
             metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}")
             row[other] = 100.0 * metrics[f"task{other}_accuracy"]
+            if other <= task and self.data_args.eval_task_incremental:
+                self.state.eval_classes = torch.arange(*self.scenario.bounds[other])
+                metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}_til")
+                self.til_matrix[task][other] = 100.0 * metrics[f"task{other}_til_accuracy"]
         self.state.eval_classes = None
         return row
 
     def metrics_so_far(self, task: int) -> dict:
         rows = [r[: task + 1] for r in self.acc_matrix[: task + 1]]
-        return continual_metrics(rows, task_weights=self.test_sizes[: task + 1])
+        metrics = continual_metrics(rows, task_weights=self.test_sizes[: task + 1])
+        if self.data_args.eval_task_incremental:
+            til_rows = [r[: task + 1] for r in self.til_matrix[: task + 1]]
+            til = continual_metrics(til_rows, task_weights=self.test_sizes[: task + 1])
+            metrics.update({f"{key}_til": til[key] for key in ("avg", "last", "forgetting", "bwt")})
+        return metrics
 
     def train_task(self, trainer: SeGPTrainer, task: int):
         checkpoint = self.in_task_checkpoint(task)
@@ -227,6 +239,8 @@ class ContinualRunner:
                 "prompt_template": self.template,
             }
             payload = {"task": task, "acc_row": self.acc_matrix[task], "test_sizes": self.test_sizes, "metrics": metrics}
+            if self.data_args.eval_task_incremental:
+                payload["acc_row_til"] = self.til_matrix[task]
             ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload)
             self.write_results(task)
             from .hub import hub_repo_id, write_task_card
@@ -249,6 +263,8 @@ class ContinualRunner:
             "test_sizes": self.test_sizes,
             **metrics,
         }
+        if self.data_args.eval_task_incremental:
+            results["acc_matrix_til"] = self.til_matrix
         ckpt.write_json_atomic(self.output_dir / ckpt.RESULTS_FILE, results)
         save_heatmap(self.acc_matrix, self.output_dir / "acc_matrix.png", title=f"{self.config.variant}: accuracy (%)")
         return results

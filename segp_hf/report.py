@@ -21,7 +21,13 @@ def format_metrics(metrics: dict) -> str:
         value = metrics.get(key)
         parts.append(f"{key.capitalize() if key != 'bwt' and key != 'fwt' else key.upper()}: "
                      + ("n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"))
+    if "last_til" in metrics:  # eval_task_incremental
+        parts.append(f"(task-IL: Last {_number(metrics['last_til'])}  Forgetting {_number(metrics['forgetting_til'])})")
     return "  ".join(parts)
+
+
+def _number(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
 
 def save_heatmap(acc_matrix, path, title: str = "Accuracy matrix (%)") -> None:

@@ -176,3 +176,21 @@ def test_in_task_checkpoint_with_other_settings_is_refused(tiny_clip_dir, tiny_b
     with pytest.raises(RecipeError, match="learning_rate"):  # no finished task yet: the in-task one is checked
         _run(tiny_clip_dir, tiny_benchmark, tmp_path, **{**INTERRUPTIBLE, "learning_rate": 0.01})
     assert ckpt.last_trainer_checkpoint(ckpt.trainer_dir(tmp_path, 0)) is not None  # refused, not deleted
+
+
+def test_task_incremental_matrix(tiny_clip_dir, tiny_benchmark, tmp_path, full_run):
+    """Scoring a task over its own classes only can never be below scoring it over all seen classes
+    (the true class beating every seen class beats the task's own ones), and on task 0 they coincide."""
+    _, class_il = full_run
+    results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, eval_task_incremental=True)
+    assert results["acc_matrix"] == class_il["acc_matrix"]  # the extra evaluation changes nothing else
+    til = results["acc_matrix_til"]
+    for i in range(3):
+        for j in range(3):
+            if j <= i:
+                assert til[i][j] >= results["acc_matrix"][i][j]
+            else:
+                assert til[i][j] is None  # future tasks: not scored task-incrementally
+    assert til[0][0] == results["acc_matrix"][0][0]
+    assert results["last_til"] is not None and results["forgetting_til"] is not None
+    assert ckpt.read_json(tmp_path / "task-1" / ckpt.METRICS_FILE)["acc_row_til"][:2] == til[1][:2]
