@@ -94,15 +94,23 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(cases: dict, repeats: int, warmup: int = 1) -> dict:
+def interleaved(cases: dict, repeats: int, warmup: int = 1, cpu_times: dict | None = None) -> dict:
     """Run every case once per round, ``warmup + repeats`` rounds; the warm-up rounds are dropped.
-    Returns {name: [seconds per repeat]}."""
+    The order alternates (forward, then reversed, ...) so that no case always runs right after the same
+    other one (allocator and cache state carry over between cases). Returns {name: [wall seconds per
+    repeat]}; ``cpu_times``, if given, is filled with the process CPU seconds of the same runs (less
+    sensitive than wall time to other jobs on the machine, but it counts every thread's spinning)."""
     times = {name: [] for name in cases}
+    names = list(cases)
     for round_ in range(warmup + repeats):
-        for name, fn in cases.items():
-            seconds = timed(fn)
+        for name in (names if round_ % 2 == 0 else names[::-1]):
+            cpu = time.process_time()
+            seconds = timed(cases[name])
+            cpu = time.process_time() - cpu
             if round_ >= warmup:
                 times[name].append(seconds)
+                if cpu_times is not None:
+                    cpu_times.setdefault(name, []).append(cpu)
     return times
 
 
@@ -132,3 +140,25 @@ def write_json(path, payload):
 
 def temp_model_dir():
     return tempfile.TemporaryDirectory(prefix="segp-bench-")
+
+
+class FabricatedImages(torch.utils.data.Dataset):
+    """Random ``pixel_values`` with labels, indexable like a transformed ``datasets.Dataset``: an int gives
+    one example, a list of ints a dict of stacked tensors (what the callbacks' seed lookup uses)."""
+
+    def __init__(self, count: int, labels: torch.Tensor, generator, image_size: int = 224):
+        self.pixel_values = torch.randn(count, 3, image_size, image_size, generator=generator)
+        self.labels = labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return {"pixel_values": self.pixel_values[index], "labels": self.labels[index]}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
