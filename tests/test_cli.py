@@ -51,6 +51,13 @@ def test_bad_variant_choice(tmp_path, capsys):
     assert code == 2 and "variant='segp' is not valid" in capsys.readouterr().err
 
 
+def test_unknown_benchmark_is_a_one_line_error(tmp_path, capsys):
+    code = cli.main(["train", "--benchmark", "cifar1000", "--output_dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown benchmark 'cifar1000'" in err and "cifar100" in err
+    assert "Traceback" not in err
+
+
 def test_train_command_runs_a_recipe(tiny_clip_dir, tmp_path, monkeypatch):
     from segp_hf.data import registry
     from conftest import TINY_COLOURS, TEMPLATE, make_colour_dataset
