@@ -14,14 +14,29 @@ def clip_logits(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_sca
     return logit_scale * F.normalize(image_embeds, dim=-1) @ F.normalize(text_embeds, dim=-1).T
 
 
-def acgd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 20.0) -> torch.Tensor:
+def acgd_teacher_targets(teacher_logits: torch.Tensor, temperature: float = 20.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log softmax(teacher / T), softmax(teacher / T))`` row by row: what ACGD compares the student with.
+
+    Fixed for a task (the teacher logits are cached once), so the trainer computes them once for all anchors
+    and indexes them per step instead of recomputing them on every mini-batch (bit-identical: every row is
+    computed on its own)."""
+    log_probs = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
+    return log_probs, log_probs.exp()
+
+
+def acgd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, temperature: float = 20.0,
+              teacher_targets: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Anchor-guided cross-modal geometry distillation.
 
     ``T^2 * mean_rows KL(softmax(teacher / T) || softmax(student / T))``; the teacher is a fixed target.
+    ``teacher_targets``: ``acgd_teacher_targets(teacher_logits, T)`` of these rows, precomputed (then
+    ``teacher_logits`` is not used).
     """
-    teacher_log_probs = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
+    if teacher_targets is None:
+        teacher_targets = acgd_teacher_targets(teacher_logits, temperature)
+    teacher_log_probs, teacher_probs = teacher_targets
     student_log_probs = F.log_softmax(student_logits.float() / temperature, dim=-1)
-    kl_per_row = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=-1)
+    kl_per_row = (teacher_probs * (teacher_log_probs - student_log_probs)).sum(dim=-1)
     return temperature**2 * kl_per_row.mean()
 
 
@@ -38,6 +53,17 @@ def tsgr_neighbours(reference_text: torch.Tensor, new_classes, k: int = 10) -> t
     return similarity.topk(k, dim=-1).indices
 
 
+def tsgr_reference_targets(reference_text: torch.Tensor, roots: torch.Tensor, neighbours: torch.Tensor,
+                           temperature: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log q, q)``: per root, the softmax over its neighbours of the reference cosines / temperature.
+
+    It depends on the fixed reference geometry only, so the trainer computes it once per task."""
+    reference = F.normalize(reference_text.detach().float(), dim=-1)
+    reference_cos = (reference[roots].unsqueeze(1) * reference[neighbours]).sum(-1)
+    log_q = F.log_softmax(reference_cos / temperature, dim=-1)
+    return log_q, log_q.exp()
+
+
 def tsgr_loss(
     student_text: torch.Tensor,
     reference_text: torch.Tensor,
@@ -45,22 +71,24 @@ def tsgr_loss(
     k: int = 10,
     temperature: float = 0.05,
     neighbours: torch.Tensor | None = None,
+    reference_targets: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Text semantic-geometry regularisation.
 
     For every root (a new class) compare the softmax over its k reference-nearest neighbours of the
     reference cosines (q) and of the student cosines (p): mean over roots of KL(q || p).
-    ``neighbours`` may be passed precomputed (it depends on the reference only).
+    ``neighbours`` may be passed precomputed (it depends on the reference only), and so may
+    ``reference_targets`` (``tsgr_reference_targets`` of the same reference, roots and neighbours).
     """
     roots = torch.as_tensor(new_classes, dtype=torch.long, device=student_text.device)
     if roots.numel() == 0 or student_text.shape[0] < 2:
         return student_text.sum() * 0.0
     if neighbours is None:
         neighbours = tsgr_neighbours(reference_text, roots, k)
-    reference = F.normalize(reference_text.detach().float(), dim=-1)
+    if reference_targets is None:
+        reference_targets = tsgr_reference_targets(reference_text, roots, neighbours, temperature)
+    log_q, q = reference_targets
     student = F.normalize(student_text.float(), dim=-1)
-    reference_cos = (reference[roots].unsqueeze(1) * reference[neighbours]).sum(-1)
     student_cos = (student[roots].unsqueeze(1) * student[neighbours]).sum(-1)
-    log_q = F.log_softmax(reference_cos / temperature, dim=-1)
     log_p = F.log_softmax(student_cos / temperature, dim=-1)
-    return (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+    return (q * (log_q - log_p)).sum(-1).mean()

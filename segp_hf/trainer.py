@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer
 
-from .losses import acgd_loss, tsgr_loss
+from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
 from .metrics import AccuracyMetric
 from .modeling import encode_images, encode_texts, merged_copy
 from .prototypes import dual_path_logits
@@ -46,6 +46,7 @@ class SeGPTrainer(Trainer):
         self.task_state = task_state
         self.eval_merged = eval_merged
         self._eval_model = None  # the merged copy, while evaluate() runs
+        self._fixed_targets = {}  # per-task constants of the losses, computed on first use
         self._term_sums = defaultdict(float)
         self._term_count = 0
         self._eval_text = None
@@ -73,6 +74,19 @@ class SeGPTrainer(Trainer):
         # from TrainingArguments would silently train and evaluate in float32. Without mixed precision this
         # is a nullcontext: float32 runs are unchanged.
         return self.accelerator.autocast()
+
+    def _fixed(self, name, sources, build):
+        """A per-task constant of the losses (the teacher's ACGD targets, TSGR's reference softmax), computed
+        once from ``sources`` and reused while they are the same objects (a new task brings new ones)."""
+        cached = self._fixed_targets.get(name)
+        same = cached is not None and len(cached[0]) == len(sources) and all(
+            a is b or (not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor) and a == b)
+            for a, b in zip(cached[0], sources)
+        )
+        if not same:
+            cached = (sources, build())
+            self._fixed_targets[name] = cached
+        return cached[1]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         state, args = self.task_state, self.args
@@ -103,8 +117,11 @@ class SeGPTrainer(Trainer):
 
         if anchor_index is not None:
             student = scale * image_embeds[batch:] @ text[:start].T
-            teacher = state.anchors.teacher_logits[anchor_index]
-            terms["loss_acgd"] = acgd_loss(student, teacher, args.acgd_temperature)
+            teacher_logits = state.anchors.teacher_logits
+            log_probs, probs = self._fixed("acgd", (teacher_logits, args.acgd_temperature),
+                                           lambda: acgd_teacher_targets(teacher_logits, args.acgd_temperature))
+            terms["loss_acgd"] = acgd_loss(student, None, args.acgd_temperature,
+                                           teacher_targets=(log_probs[anchor_index], probs[anchor_index]))
         elif state.switches.acgd == "new_images" and state.lwf_teacher_logits is not None and args.lambda_acgd:
             teacher = state.lwf_teacher_logits[inputs["sample_index"].to(state.lwf_teacher_logits.device)]
             terms["loss_acgd"] = acgd_loss(logits[:, :start], teacher.to(logits.device), args.acgd_temperature)
@@ -112,9 +129,22 @@ class SeGPTrainer(Trainer):
             loss = loss + args.lambda_acgd * terms["loss_acgd"]
 
         if state.switches.tsgr and args.lambda_tsgr and state.reference_text is not None and end > 1:
+            reference = state.reference_text
+
+            def reference_targets():
+                roots = torch.arange(start, end, device=reference.device)
+                neighbours = state.tsgr_neighbours
+                if neighbours is None:
+                    neighbours = tsgr_neighbours(reference, roots, args.tsgr_k)
+                return neighbours, tsgr_reference_targets(reference, roots, neighbours, args.tsgr_temperature)
+
+            neighbours, targets = self._fixed(
+                "tsgr", (reference, state.tsgr_neighbours, start, end, args.tsgr_k, args.tsgr_temperature),
+                reference_targets,
+            )
             terms["loss_tsgr"] = tsgr_loss(
-                text, state.reference_text, torch.arange(start, end), args.tsgr_k, args.tsgr_temperature,
-                neighbours=state.tsgr_neighbours,
+                text, reference, torch.arange(start, end), args.tsgr_k, args.tsgr_temperature,
+                neighbours=neighbours, reference_targets=targets,
             )
             loss = loss + args.lambda_tsgr * terms["loss_tsgr"]
 

@@ -140,3 +140,87 @@ def test_a_task_trains_and_evaluates_under_bf16_autocast_on_cpu(tiny_clip_dir, t
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     metrics = trainer.evaluate(eval_dataset=scenario.test_dataset(1))
     assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+
+
+# ---- per-task constants of the losses, computed once: bit-identical to recomputing them every step ----
+
+def _acgd_per_step(student_logits, teacher_logits, temperature):
+    """ACGD as computed before the teacher's targets were cached (everything from the logits, every step)."""
+    import torch.nn.functional as F
+
+    teacher_log_probs = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
+    student_log_probs = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    return temperature**2 * (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=-1).mean()
+
+
+def _tsgr_per_step(student_text, reference_text, roots, neighbours, temperature):
+    import torch.nn.functional as F
+
+    reference = F.normalize(reference_text.detach().float(), dim=-1)
+    student = F.normalize(student_text.float(), dim=-1)
+    reference_cos = (reference[roots].unsqueeze(1) * reference[neighbours]).sum(-1)
+    student_cos = (student[roots].unsqueeze(1) * student[neighbours]).sum(-1)
+    log_q = F.log_softmax(reference_cos / temperature, dim=-1)
+    log_p = F.log_softmax(student_cos / temperature, dim=-1)
+    return (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+
+
+def test_cached_acgd_targets_are_bit_identical_to_per_step_ones():
+    from segp_hf.losses import acgd_loss, acgd_teacher_targets
+
+    generator = torch.Generator().manual_seed(7)
+    for anchors, old, drawn in ((450, 90, 32), (10, 2, 8), (37, 13, 37)):
+        teacher = 10 * torch.randn(anchors, old, generator=generator)
+        log_probs, probs = acgd_teacher_targets(teacher, 20.0)
+        for _ in range(3):
+            index = torch.randperm(anchors, generator=generator)[:drawn]
+            student = (30 * torch.randn(drawn, old, generator=generator)).requires_grad_()
+            expected = _acgd_per_step(student, teacher[index], 20.0)
+            (expected_grad,) = torch.autograd.grad(expected, student)
+            got = acgd_loss(student, None, 20.0, teacher_targets=(log_probs[index], probs[index]))
+            (got_grad,) = torch.autograd.grad(got, student)
+            assert torch.equal(got, expected) and torch.equal(got_grad, expected_grad)
+            assert torch.equal(acgd_loss(student, teacher[index], 20.0), expected)
+
+
+def test_cached_tsgr_reference_targets_are_bit_identical_to_per_step_ones():
+    from segp_hf.losses import tsgr_loss, tsgr_neighbours, tsgr_reference_targets
+
+    generator = torch.Generator().manual_seed(8)
+    for seen, start, k in ((100, 90, 10), (20, 10, 10), (4, 2, 3)):
+        reference = torch.randn(seen, 64, generator=generator)
+        student = torch.randn(seen, 64, generator=generator).requires_grad_()
+        roots = torch.arange(start, seen)
+        neighbours = tsgr_neighbours(reference, roots, k)
+        expected = _tsgr_per_step(student, reference, roots, neighbours, 0.05)
+        (expected_grad,) = torch.autograd.grad(expected, student)
+        targets = tsgr_reference_targets(reference, roots, neighbours, 0.05)
+        got = tsgr_loss(student, reference, roots, k, 0.05, neighbours=neighbours, reference_targets=targets)
+        (got_grad,) = torch.autograd.grad(got, student)
+        assert torch.equal(got, expected) and torch.equal(got_grad, expected_grad)
+
+
+def test_trainer_recomputes_the_cached_targets_for_new_anchors_and_reference(tiny_clip_dir, tiny_benchmark, tmp_path):
+    from segp_hf.task_state import AnchorSet
+
+    trainer, scenario, state = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, eval_merged=False)
+    generator = torch.Generator().manual_seed(9)
+    batch = default_data_collator([scenario.train_dataset(1)[i] for i in range(4)])
+
+    def fresh_targets():
+        state.anchors = AnchorSet(torch.randn(6, 3, 16, 16, generator=generator), torch.arange(6) % state.start,
+                                  10 * torch.randn(6, state.start, generator=generator), torch.randn(6, 32, generator=generator))
+        state.reference_text = torch.nn.functional.normalize(torch.randn(state.end, 16, generator=generator), dim=-1)
+        state.tsgr_neighbours = None
+
+    trainer.model.train()
+    losses = []
+    for _ in range(2):
+        fresh_targets()
+        trainer._term_sums.clear()
+        trainer._term_count = 0
+        trainer.compute_loss(trainer.model, batch)
+        losses.append({k: float(v) for k, v in trainer._term_sums.items()})
+        assert trainer._fixed_targets["acgd"][0][0] is state.anchors.teacher_logits
+        assert trainer._fixed_targets["tsgr"][0][0] is state.reference_text
+    assert losses[0]["loss_tsgr"] != losses[1]["loss_tsgr"]
