@@ -30,7 +30,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from segp_hf.config import SeGPConfig  # noqa: E402
-from segp_hf.losses import acgd_loss, tsgr_loss  # noqa: E402
+from segp_hf.losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets  # noqa: E402
 from segp_hf.modeling import build_lora_clip, encode_images, encode_texts, logit_scale_of  # noqa: E402
 from segp_hf.trainer import SeGPTrainer  # noqa: E402
 
@@ -115,12 +115,19 @@ def main(argv=None):
             torch.cat([pixel_values, anchor_pixels])
             sync()
 
+        # as SeGPTrainer.compute_loss does: the per-task constants (teacher / reference softmax) computed once
+        roots = torch.arange(start, end, device=device)
+        neighbours = tsgr_neighbours(state.reference_text, roots, config.tsgr_k)
+        teacher_log_probs, teacher_probs = acgd_teacher_targets(state.anchors.teacher_logits, config.acgd_temperature)
+        reference_targets = tsgr_reference_targets(state.reference_text, roots, neighbours, config.tsgr_temperature)
+
         def losses():
             index = torch.arange(args.anchor_batch, device=device)
             student = scale * image_leaf[args.batch:] @ text_leaf[:start].T
-            loss = acgd_loss(student, state.anchors.teacher_logits[index], config.acgd_temperature)
-            loss = loss + tsgr_loss(text_leaf, state.reference_text, torch.arange(start, end), config.tsgr_k,
-                                    config.tsgr_temperature, neighbours=state.tsgr_neighbours)
+            loss = acgd_loss(student, None, config.acgd_temperature,
+                             teacher_targets=(teacher_log_probs[index], teacher_probs[index]))
+            loss = loss + tsgr_loss(text_leaf, state.reference_text, roots, config.tsgr_k, config.tsgr_temperature,
+                                    neighbours=neighbours, reference_targets=reference_targets)
             loss.backward()
             image_leaf.grad = text_leaf.grad = None
             sync()
