@@ -51,7 +51,12 @@ def start_trainer_dir(output_dir, task: int, config: dict) -> Path:
 
 
 def remove_trainer_dir(output_dir, task: int) -> None:
-    shutil.rmtree(trainer_dir(output_dir, task), ignore_errors=True)
+    folder = trainer_dir(output_dir, task)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        folder.parent.rmdir()  # .trainer itself, once no task is in progress
+    except OSError:
+        pass
 
 
 def last_trainer_checkpoint(folder: Path) -> Path | None:

@@ -156,7 +156,7 @@ def test_kill_inside_a_task_resumes_from_the_trainer_checkpoint(
         reference = load_file(reference_dir / f"task-{task}" / "adapter_model.safetensors")
         assert all(torch.equal(saved[k], reference[k]) for k in reference)
         assert torch.equal(ckpt.load_prototypes(tmp_path / f"task-{task}"), ckpt.load_prototypes(reference_dir / f"task-{task}"))
-    assert not ckpt.trainer_dir(tmp_path, 1).exists()  # superseded by task-1, removed
+    assert not (tmp_path / ckpt.TRAINER_DIR).exists()  # superseded by the task checkpoints, removed
 
 
 def test_in_task_checkpoint_with_other_settings_is_refused(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
