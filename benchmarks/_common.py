@@ -35,6 +35,14 @@ def add_model_arguments(parser):
     parser.add_argument("--seed", type=int, default=0)
 
 
+MODEL_SHAPE = {"vision_hidden": 768, "text_hidden": 512, "patch": 32, "image": 224}
+
+
+def run_settings(args) -> dict:
+    """A benchmark's command-line settings and the model shape, for its JSON (internal flags left out)."""
+    return {k: v for k, v in vars(args).items() if k != "case"} | MODEL_SHAPE
+
+
 def save_vit_b32_shaped_clip(path, layers: int, seed: int = 0) -> str:
     """CLIPConfig shaped like openai/clip-vit-base-patch32 (768 vision / 512 text, patch 32, image 224,
     projection 512) with ``layers`` layers per tower and random weights."""

@@ -206,7 +206,7 @@ def main(argv=None):
               f"mean over tasks 1-9 {row['mean_share_tasks_1_to_9']:.1%}")
     C.write_json(args.out, {
         "benchmark": "anchor_cost",
-        "settings": vars(args) | {"vision_hidden": 768, "text_hidden": 512, "patch": 32, "image": 224},
+        "settings": C.run_settings(args),
         "scaling": scaling,
         "machine": C.machine(),
         "device": "cuda" if torch.cuda.is_available() else "cpu",

@@ -140,7 +140,7 @@ def main(argv=None):
           f"max |logit difference| merged vs unmerged = {max_logit_difference:.2e}")
     C.write_json(args.out, {
         "benchmark": "inference",
-        "settings": vars(args) | {"vision_hidden": 768, "text_hidden": 512, "patch": 32, "image": 224},
+        "settings": C.run_settings(args),
         "machine": C.machine(),
         "device": str(device),
         "timings": times,

@@ -140,8 +140,7 @@ def main(argv=None):
     print("kept by SeGP-CL after the task: " + ", ".join(f"{k} {v:.2f}" for k, v in kept.items()))
     C.write_json(args.out, {
         "benchmark": "memory",
-        "settings": {k: v for k, v in vars(args).items() if k != "case"} | {"vision_hidden": 768, "text_hidden": 512,
-                                                                          "patch": 32, "image": 224},
+        "settings": C.run_settings(args),
         "machine": C.machine(),
         "measure": key,
         "runs": results,

@@ -155,7 +155,7 @@ def main(argv=None):
           f"{1e3 * pieces['losses']['median_s']:.1f} ms per step = {extra / floor:.2%} of the lora+A step")
     C.write_json(args.out, {
         "benchmark": "step_overhead",
-        "settings": vars(args) | {"vision_hidden": 768, "text_hidden": 512, "patch": 32, "image": 224},
+        "settings": C.run_settings(args),
         "machine": C.machine(),
         "device": str(device),
         "loss_terms_seen_in_segp_steps": terms,

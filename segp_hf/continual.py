@@ -12,7 +12,13 @@ import torch
 from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collator, set_seed
 
 from . import checkpoints as ckpt
-from .callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback, TrainingDivergedError, prepare_teacher_targets
+from .callbacks import (
+    NonFiniteLossCallback,
+    PrototypeCallback,
+    TeacherTargetsCallback,
+    TrainingDivergedError,
+    prepare_teacher_targets,
+)
 from .config import RecipeError, config_to_dict, method_switches
 from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
 from .data.scenario import prompts_for, tokenize_prompts
@@ -213,13 +219,12 @@ class ContinualRunner:
             raise TrainingDivergedError(f"{error}; {self.diverged_advice(task)}") from None
 
     def diverged_advice(self, task: int) -> str:
-        kept = "no task was finished yet" if task == 0 else f"tasks 0..{task - 1} are intact in {self.output_dir}"
         if task == 0:
-            how = "rerun with a lower --learning_rate (or lower loss weights) and a new --output_dir"
-        else:
-            how = (f"continue from task {task - 1} in a new directory: add --resume_from {self.output_dir}@task-{task - 1} "
-                   f"--output_dir NEW_DIR --learning_rate LOWER to your command")
-        return f"nothing of task {task} was saved ({kept}). To go on, {how}"
+            return ("nothing of task 0 was saved (no task was finished yet). To go on, rerun with a lower "
+                    "--learning_rate (or lower loss weights) and a new --output_dir")
+        return (f"nothing of task {task} was saved (tasks 0..{task - 1} are intact in {self.output_dir}). To go on, "
+                f"continue from task {task - 1} in a new directory: add --resume_from {self.output_dir}@task-{task - 1} "
+                f"--output_dir NEW_DIR --learning_rate LOWER to your command")
 
     def run_task(self, task: int):
         trainer = self.make_trainer(task)
