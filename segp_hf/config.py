@@ -276,6 +276,11 @@ def config_to_dict(model_args, data_args, config) -> dict:
     return flat
 
 
+def default_settings() -> dict:
+    """:func:`config_to_dict` of a run with every default: what a run saved before a setting existed used."""
+    return config_to_dict(ModelArguments(), DataArguments(), SeGPConfig(output_dir="unused"))
+
+
 _TRAINING_KEYS = (
     "learning_rate", "optim", "optim_args", "lr_scheduler_type", "per_device_train_batch_size",
     "num_train_epochs", "weight_decay", "gradient_accumulation_steps", "seed", "bf16", "fp16",

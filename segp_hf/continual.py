@@ -19,7 +19,7 @@ from .callbacks import (
     TrainingDivergedError,
     prepare_teacher_targets,
 )
-from .config import RecipeError, config_to_dict, method_switches
+from .config import RecipeError, config_to_dict, default_settings, method_switches
 from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
 from .data.scenario import prompts_for, tokenize_prompts
 from .metrics import continual_metrics
@@ -47,7 +47,18 @@ def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = No
     return scenario, data_args.prompt_template or benchmark.template
 
 
+def with_missing_defaults(saved: dict, current: dict) -> dict:
+    """``saved`` plus, for each setting it lacks (a run saved before the setting existed), the setting's default,
+    which is what that run used."""
+    missing = [key for key in current if key not in saved]
+    if not missing:
+        return saved
+    defaults = ckpt.nan_to_none(default_settings())
+    return {**{key: defaults.get(key) for key in missing}, **saved}
+
+
 def changed_settings(saved: dict, current: dict) -> list[str]:
+    saved = with_missing_defaults(saved, current)
     return sorted(
         key for key in set(saved) | set(current)
         if key not in RESUME_FREE_KEYS and saved.get(key) != ckpt.nan_to_none(current.get(key))
@@ -55,6 +66,7 @@ def changed_settings(saved: dict, current: dict) -> list[str]:
 
 
 def _check_resume_config(saved: dict, current: dict, path: Path):
+    saved = with_missing_defaults(saved, current)
     changed = changed_settings(saved, current)
     if changed:
         details = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}" for k in changed[:5])
@@ -108,7 +120,7 @@ class ContinualRunner:
         if done == 0:
             return 0
         last = ckpt.task_dir(self.output_dir, done - 1)
-        saved = ckpt.read_json(last / ckpt.CONFIG_FILE)
+        saved = with_missing_defaults(ckpt.read_json(last / ckpt.CONFIG_FILE), self.run_config)
         if not self.allow_changed_settings:
             _check_resume_config(saved, self.run_config, last)
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -88,6 +89,21 @@ def test_resume_refuses_contradicting_settings(tiny_clip_dir, tiny_benchmark, tm
     model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, output_dir, lambda_acgd=1.0))
     with pytest.raises(RecipeError, match="lambda_acgd"):
         ContinualRunner(model_args, data_args, config, benchmark=tiny_benchmark).run()
+
+
+def test_a_setting_added_after_a_run_was_saved_counts_as_its_default(tiny_clip_dir, tiny_benchmark, tmp_path, full_run):
+    """A run saved before ``eval_task_incremental`` existed resumes under the default and is refused otherwise."""
+    output_dir, uninterrupted = full_run
+    old_run = tmp_path / "old"
+    shutil.copytree(output_dir, old_run)
+    for task in range(3):
+        path = old_run / f"task-{task}" / ckpt.CONFIG_FILE
+        saved = ckpt.read_json(path)
+        assert saved.pop("eval_task_incremental") is False
+        path.write_text(json.dumps(saved))
+    assert _run(tiny_clip_dir, tiny_benchmark, old_run)["acc_matrix"] == uninterrupted["acc_matrix"]
+    with pytest.raises(RecipeError, match="eval_task_incremental: saved False vs now True"):
+        _run(tiny_clip_dir, tiny_benchmark, old_run, eval_task_incremental=True)
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "segp-cl"])  # segp-cl: full_run above
