@@ -65,15 +65,17 @@ def run_baseline(variant: str, seed: int, args, output_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shift", type=float, required=True, help="shapes.SHIFT_STRENGTH of the candidate")
+    parser.add_argument("--source_hue", type=float, default=0.0, help="shapes.SOURCE_HUE_DEGREES of the candidate")
     parser.add_argument("--epochs", type=float, required=True)
     parser.add_argument("--learning_rate", type=float, required=True)
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--output_dir", default=None, help="where the runs go (default: a temp dir)")
     args = parser.parse_args()
 
-    shapes.SHIFT_STRENGTH = args.shift  # rendering reads the module constant at call time
+    shapes.SHIFT_STRENGTH = args.shift  # rendering reads the module constants at call time
+    shapes.SOURCE_HUE_DEGREES = args.source_hue
     output_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="world-search-"))
-    candidate = {"shift": args.shift, "epochs": args.epochs, "learning_rate": args.learning_rate}
+    candidate = {"shift": args.shift, "source_hue": args.source_hue, "epochs": args.epochs, "learning_rate": args.learning_rate}
     for seed in (int(s) for s in args.seeds.split(",")):
         runs = {variant: run_baseline(variant, seed, args, output_dir) for variant in BASELINES}
         checks = criteria(runs["zero-shot"], runs["lora"])

@@ -67,6 +67,15 @@ DEFAULT_IMAGES_PER_CLASS = {"train": 100, "test": 40}
 # the shipped toy CLIP scores 35.9% zero-shot on the shifted test split of TASK_CLASSES (0.5: 45%, 0.6: 29%).
 SHIFT_STRENGTH = 0.55
 
+# The shifted domain's classes come from several sources (cameras, say), one per task of 5 classes in
+# TASK_CLASSES order, each with its own colour cast: a rotation of every pixel's colour about the grey axis by
+# SOURCE_HUE_DEGREES times that source's factor. Fine-tuning that undoes one source's cast miscolours the
+# others, so what LoRA learns for one task can overwrite what it learnt for another. 0 turns casts off.
+SOURCE_HUE_DEGREES = 0.0
+CLASSES_PER_SOURCE = 5
+# consecutive sources alternate in sign and shrink, so neighbouring tasks pull colours in opposite directions
+SOURCE_HUE_FACTORS = (-1.0, 1.0, -0.78, 0.78, -0.56, 0.56, -0.33, 0.33, -0.11, 0.11)
+
 
 def _task_classes_rule() -> list[str]:
     """The rule behind TASK_CLASSES (before the fixed shuffle); kept to document and test the choice."""
@@ -105,6 +114,21 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape '{shape}'; known: {', '.join(SHAPES)}")
 
 
+def source_of(class_name: str) -> int | None:
+    """The source (colour cast) of a shifted-domain class: its task in TASK_CLASSES order; None outside it."""
+    if class_name not in TASK_CLASSES:
+        return None
+    return TASK_CLASSES.index(class_name) // CLASSES_PER_SOURCE
+
+
+def hue_rotation(degrees: float) -> np.ndarray:
+    """3x3 matrix rotating RGB colours about the grey axis (greys stay grey)."""
+    theta = np.deg2rad(degrees)
+    k = np.full(3, 1 / np.sqrt(3))
+    cross = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return (np.cos(theta) * np.eye(3) + np.sin(theta) * cross + (1 - np.cos(theta)) * np.outer(k, k)).astype(np.float32)
+
+
 def _low_frequency(rng: np.random.Generator, n: int, cells: int, size: int) -> np.ndarray:
     """Smooth random fields (n, size, size) in [0, 1]: bilinear upsampling of a coarse random grid."""
     coarse = rng.random((n, cells + 1, cells + 1))
@@ -116,8 +140,9 @@ def _low_frequency(rng: np.random.Generator, n: int, cells: int, size: int) -> n
 
 
 # ------------------------------------------------------------------------------------------- rendering
-def render_class(colour: str, shape: str, domain: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` images of one colour-shape class as uint8 (n, 32, 32, 3)."""
+def render_class(colour: str, shape: str, domain: str, n: int, rng: np.random.Generator,
+                 hue_degrees: float = 0.0) -> np.ndarray:
+    """``n`` images of one colour-shape class as uint8 (n, 32, 32, 3), colours rotated by ``hue_degrees``."""
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain '{domain}'; known: {', '.join(DOMAINS)}")
     size = IMAGE_SIZE
@@ -176,6 +201,8 @@ def render_class(colour: str, shape: str, domain: str, n: int, rng: np.random.Ge
     coverage = inside[:, 0::2, 0::2] + inside[:, 1::2, 0::2] + inside[:, 0::2, 1::2] + inside[:, 1::2, 1::2]
     mask = (coverage * (alpha.astype(np.float32)[:, None, None] / 4))[..., None]
     pixels = background * (1 - mask) + colours.astype(np.float32)[:, None, None, :] * mask
+    if hue_degrees:
+        pixels = pixels @ hue_rotation(hue_degrees).T
     if np.any(pixel_noise > 0):
         noise = rng.standard_normal(pixels.shape, dtype=np.float32)
         pixels += noise * pixel_noise.astype(np.float32)[:, None, None, None]
@@ -228,7 +255,9 @@ def render_arrays(
     for label, name in enumerate(classes):
         colour, shape = _split_class(name)
         rng = _class_rng(seed, domain, split, name)
-        images[label * per_class:(label + 1) * per_class] = render_class(colour, shape, domain, per_class, rng)
+        source = source_of(name) if domain == "shifted" else None
+        hue = 0.0 if source is None else SOURCE_HUE_DEGREES * SOURCE_HUE_FACTORS[source]
+        images[label * per_class:(label + 1) * per_class] = render_class(colour, shape, domain, per_class, rng, hue)
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), per_class)
     return images, labels
 
