@@ -111,3 +111,37 @@ def test_bad_arguments_are_refused(kwargs):
     arguments.update(kwargs)
     with pytest.raises(ValueError):
         make_shapes_dataset(**arguments)
+
+
+# ---- sources: a colour cast per task of the shifted domain ------------------------------------------
+def test_hue_rotation_keeps_greys_and_turns_primaries():
+    np.testing.assert_allclose(shapes.hue_rotation(37.0) @ np.full(3, 0.5), np.full(3, 0.5), atol=1e-6)
+    np.testing.assert_allclose(shapes.hue_rotation(120.0) @ np.array([1.0, 0, 0]), [0, 1.0, 0], atol=1e-6)
+    np.testing.assert_allclose(shapes.hue_rotation(-120.0) @ np.array([1.0, 0, 0]), [0, 0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(shapes.hue_rotation(0.0), np.eye(3), atol=1e-7)
+
+
+def test_each_task_of_classes_is_one_source():
+    assert [shapes.source_of(name) for name in TASK_CLASSES] == [i // 5 for i in range(50)]
+    assert shapes.source_of("red bar") is None  # not a task class
+    assert len(shapes.SOURCE_HUE_FACTORS) == len(TASK_CLASSES) // shapes.CLASSES_PER_SOURCE
+
+
+def test_casts_change_only_the_shifted_task_classes(monkeypatch):
+    first_source, other_source = TASK_CLASSES[0], TASK_CLASSES[5]
+    outside = next(name for name in ALL_CLASSES if name not in TASK_CLASSES)
+    classes = [first_source, other_source, outside]
+    monkeypatch.setattr(shapes, "SOURCE_HUE_DEGREES", 0.0)
+    plain, labels = render_arrays("shifted", "train", classes, 4)
+    plain_clean, _ = render_arrays("clean", "train", classes, 4)
+    monkeypatch.setattr(shapes, "SOURCE_HUE_DEGREES", 40.0)
+    cast, _ = render_arrays("shifted", "train", classes, 4)
+    cast_clean, _ = render_arrays("clean", "train", classes, 4)
+    np.testing.assert_array_equal(plain_clean, cast_clean)  # pretraining data never has a cast
+    np.testing.assert_array_equal(plain[labels == 2], cast[labels == 2])
+    for label in (0, 1):
+        assert np.abs(plain[labels == label].astype(int) - cast[labels == label]).mean() > 3
+    # opposite casts: the mean colour of the two sources moves in opposite hue directions
+    def mean_shift(label):
+        return (cast[labels == label].astype(float) - plain[labels == label]).reshape(-1, 3).mean(axis=0)
+    assert np.dot(mean_shift(0), mean_shift(1)) < 0
