@@ -47,9 +47,10 @@ def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = No
     return scenario, data_args.prompt_template or benchmark.template
 
 
-def with_missing_defaults(saved: dict, current: dict) -> dict:
-    """``saved`` plus, for each setting it lacks (a run saved before the setting existed), the setting's default,
-    which is what that run used."""
+def read_saved_settings(folder: Path, current: dict) -> dict:
+    """The settings saved in ``folder``, plus, for each setting they lack (a run saved before the setting existed),
+    the setting's default, which is what that run used."""
+    saved = ckpt.read_json(folder / ckpt.CONFIG_FILE)
     missing = [key for key in current if key not in saved]
     if not missing:
         return saved
@@ -58,7 +59,6 @@ def with_missing_defaults(saved: dict, current: dict) -> dict:
 
 
 def changed_settings(saved: dict, current: dict) -> list[str]:
-    saved = with_missing_defaults(saved, current)
     return sorted(
         key for key in set(saved) | set(current)
         if key not in RESUME_FREE_KEYS and saved.get(key) != ckpt.nan_to_none(current.get(key))
@@ -66,7 +66,6 @@ def changed_settings(saved: dict, current: dict) -> list[str]:
 
 
 def _check_resume_config(saved: dict, current: dict, path: Path):
-    saved = with_missing_defaults(saved, current)
     changed = changed_settings(saved, current)
     if changed:
         details = ", ".join(f"{k}: saved {saved.get(k)!r} vs now {current.get(k)!r}" for k in changed[:5])
@@ -120,7 +119,7 @@ class ContinualRunner:
         if done == 0:
             return 0
         last = ckpt.task_dir(self.output_dir, done - 1)
-        saved = with_missing_defaults(ckpt.read_json(last / ckpt.CONFIG_FILE), self.run_config)
+        saved = read_saved_settings(last, self.run_config)
         if not self.allow_changed_settings:
             _check_resume_config(saved, self.run_config, last)
         else:
@@ -157,7 +156,7 @@ class ContinualRunner:
         last = ckpt.last_trainer_checkpoint(folder)
         if last is None:
             return None
-        _check_resume_config(ckpt.read_json(folder / ckpt.CONFIG_FILE), self.run_config, folder)
+        _check_resume_config(read_saved_settings(folder, self.run_config), self.run_config, folder)
         logger.info("Resuming task %d from the Trainer checkpoint %s", task, last)
         return str(last)
 
