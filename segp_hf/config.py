@@ -132,6 +132,11 @@ class SeGPConfig(TrainingArguments):
     per_device_eval_batch_size: int = field(default=256, metadata={"help": "Eval batch size per device."})
     num_train_epochs: float = field(default=10.0, metadata={"help": "Epochs per task."})
     weight_decay: float = field(default=0.0, metadata={"help": "Weight decay."})
+    max_grad_norm: float = field(
+        default=0.0,
+        metadata={"help": "Gradient clipping norm; 0 = no clipping, as the paper's SGD (TrainingArguments' 1.0 "
+                  "would clip under lambda_A=5, tau_A=20, logit scale 100). The norm is logged either way."},
+    )
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     save_strategy: str = field(
         default="epoch", metadata={"help": "Trainer checkpoints inside a task, resumed after a kill ('no' to skip)."}
@@ -276,13 +281,20 @@ def config_to_dict(model_args, data_args, config) -> dict:
     return flat
 
 
+# Settings whose default changed after runs were saved without them: what those runs really used.
+LEGACY_DEFAULTS = {
+    "max_grad_norm": 1.0,  # recorded since 0.2; before, TrainingArguments' default clipped at 1.0
+}
+
+
 def default_settings() -> dict:
-    """:func:`config_to_dict` of a run with every default: what a run saved before a setting existed used."""
-    return config_to_dict(ModelArguments(), DataArguments(), SeGPConfig(output_dir="unused"))
+    """:func:`config_to_dict` of a run with every default: what a run saved before a setting existed used
+    (:data:`LEGACY_DEFAULTS` where the default has changed since)."""
+    return {**config_to_dict(ModelArguments(), DataArguments(), SeGPConfig(output_dir="unused")), **LEGACY_DEFAULTS}
 
 
 _TRAINING_KEYS = (
     "learning_rate", "optim", "optim_args", "lr_scheduler_type", "per_device_train_batch_size",
     "num_train_epochs", "weight_decay", "gradient_accumulation_steps", "seed", "bf16", "fp16",
-    "warmup_steps", "max_steps",
+    "warmup_steps", "max_steps", "max_grad_norm",
 )
