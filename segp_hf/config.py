@@ -128,7 +128,14 @@ class SeGPConfig(TrainingArguments):
     optim: str = field(default="sgd", metadata={"help": "Optimizer (TrainingArguments names)."})
     optim_args: str | None = field(default="momentum=0.9", metadata={"help": "Optimizer options."})
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Scheduler per task."})
-    per_device_train_batch_size: int = field(default=128, metadata={"help": "Batch size per device."})
+    per_device_train_batch_size: int = field(
+        default=128, metadata={"help": "Batch size per device (set from global_train_batch_size when that is given)."}
+    )
+    global_train_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Images per optimizer step over all processes (the paper's 128): the per-device batch is "
+                  "this / (processes x gradient_accumulation_steps), which must divide."},
+    )
     per_device_eval_batch_size: int = field(default=256, metadata={"help": "Eval batch size per device."})
     num_train_epochs: float = field(default=10.0, metadata={"help": "Epochs per task."})
     weight_decay: float = field(default=0.0, metadata={"help": "Weight decay."})
@@ -267,6 +274,9 @@ def parse_config(recipe: dict | None = None, overrides: list[str] | None = None)
         raise RecipeError(f"unexpected command-line arguments: {' '.join(unknown)}")
     if data_args.num_tasks < 1:
         raise RecipeError(f"num_tasks must be >= 1, got {data_args.num_tasks}")
+    from .parallel import apply_global_batch
+
+    apply_global_batch(config)
     return model_args, data_args, config
 
 

@@ -23,6 +23,7 @@ from .config import RecipeError, config_to_dict, default_settings, method_switch
 from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
 from .data.scenario import prompts_for, tokenize_prompts
 from .metrics import continual_metrics
+from .parallel import check_parallel_mode
 from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
 from .report import format_matrix, format_metrics, save_heatmap
 from .task_state import TaskState
@@ -82,6 +83,7 @@ class ContinualRunner:
 
     def __init__(self, model_args, data_args, config, benchmark: LoadedBenchmark | None = None,
                  allow_changed_settings: bool = False):
+        check_parallel_mode(config)  # before any model or data is loaded
         self.model_args, self.data_args, self.config = model_args, data_args, config
         self.allow_changed_settings = allow_changed_settings
         self.switches = method_switches(config.variant)

@@ -85,8 +85,8 @@ def encode_images(model, pixel_values: torch.Tensor, raw_feature: str = "pre_pro
     """
     clip = clip_of(model)
     pooled = clip.vision_model(pixel_values=pixel_values).pooler_output
-    projected = clip.visual_projection(pooled)
-    raw = pooled if raw_feature == "pre_projection" else projected
+    projected = clip.visual_projection(pooled).float()  # the towers may run in bf16; the heads never do
+    raw = pooled.float() if raw_feature == "pre_projection" else projected
     return F.normalize(projected, dim=-1), raw
 
 
@@ -94,7 +94,20 @@ def encode_texts(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
     """Normalised projected text embeddings G(prompt)."""
     clip = clip_of(model)
     pooled = clip.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-    return F.normalize(clip.text_projection(pooled), dim=-1)
+    return F.normalize(clip.text_projection(pooled).float(), dim=-1)
+
+
+@contextmanager
+def float32_heads(device):
+    """Autocast off: the logit matmuls, the losses' softmaxes and the dual-path scores run in float32 even
+    when the towers run in bf16/fp16 (bf16 rounds logits near 64-128 to steps of 0.5, enough to flip
+    close predictions). Feed it the float32 outputs of :func:`encode_images` / :func:`encode_texts`."""
+    device_type = torch.device(device).type
+    if device_type not in ("cpu", "cuda", "xpu", "hpu", "mps"):
+        yield
+        return
+    with torch.autocast(device_type=device_type, enabled=False):
+        yield
 
 
 @contextmanager

@@ -12,7 +12,8 @@ from transformers import Trainer
 
 from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
 from .metrics import AccuracyMetric
-from .modeling import encode_images, encode_texts, merged_copy
+from .modeling import encode_images, encode_texts, float32_heads, merged_copy
+from .parallel import check_trainer_parallelism
 from .prototypes import dual_path_logits
 from .task_state import TaskState
 
@@ -42,6 +43,7 @@ class SeGPTrainer(Trainer):
         kwargs.setdefault("compute_metrics", accuracy_metrics)
         kwargs.setdefault("preprocess_logits_for_metrics", _argmax_logits)
         super().__init__(*args, **kwargs)
+        check_trainer_parallelism(self)
         self.model_accepts_loss_kwargs = False
         self.task_state = task_state
         self.eval_merged = eval_merged
@@ -89,68 +91,86 @@ class SeGPTrainer(Trainer):
         return cached[1]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        state, args = self.task_state, self.args
-        start, end = state.bounds
         pixel_values, labels = inputs["pixel_values"], inputs["labels"]
         batch = pixel_values.shape[0]
-        text_inputs = state.seen_text_inputs(pixel_values.device)  # one text forward, all seen classes
         anchor_index = self._anchor_batch()
-        if anchor_index is not None:  # one image forward for the batch and the anchors
+        image_embeds, text = self._forward_towers(model, pixel_values, anchor_index)
+        with float32_heads(pixel_values.device):
+            loss, terms, logits = self._loss_terms(image_embeds, text, labels, batch, anchor_index, inputs)
+        if model.training:
+            self._record_terms(terms)
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _forward_towers(self, model, pixel_values, anchor_index):
+        """(image embeddings of the batch then of the anchors, text embeddings of every seen class), float32:
+        one text forward and one image forward per step."""
+        state = self.task_state
+        text_inputs = state.seen_text_inputs(pixel_values.device)
+        if anchor_index is not None:
             anchor_pixels = state.anchors.pixel_values[anchor_index].to(pixel_values)
             pixel_values = torch.cat([pixel_values, anchor_pixels])
         if isinstance(model, DistributedDataParallel):
             # Under DDP the forward must go through the wrapper, or the gradients are never all-reduced.
             outputs = model(pixel_values=pixel_values, **text_inputs, return_dict=True)
-            image_embeds, text = outputs.image_embeds, outputs.text_embeds
-        else:
-            text = encode_texts(model, **text_inputs)
-            image_embeds, _ = encode_images(model, pixel_values, args.raw_feature)
-        scale = state.logit_scale
+            return outputs.image_embeds.float(), outputs.text_embeds.float()
+        return encode_images(model, pixel_values, self.args.raw_feature)[0], encode_texts(model, **text_inputs)
 
-        logits = scale * image_embeds[:batch] @ text.T
+    def _loss_terms(self, image_embeds, text, labels, batch, anchor_index, inputs):
+        """L = L_cls + lambda_A * L_ACGD + lambda_GR * L_GR (SPEC), with each term for logging."""
+        state, args = self.task_state, self.args
+        start, end = state.bounds
+        logits = state.logit_scale * image_embeds[:batch] @ text.T
         if args.cls_classes == "current":
-            loss_cls = F.cross_entropy(logits[:, start:end].float(), labels - start)
+            loss_cls = F.cross_entropy(logits[:, start:end], labels - start)
         else:
-            loss_cls = F.cross_entropy(logits.float(), labels)
-        loss = loss_cls
+            loss_cls = F.cross_entropy(logits, labels)
         terms = {"loss_cls": loss_cls}
+        loss = loss_cls
+        acgd = self._acgd_term(image_embeds[batch:], text[:start], logits[:, :start], anchor_index, inputs)
+        if acgd is not None:
+            terms["loss_acgd"] = acgd
+            loss = loss + args.lambda_acgd * acgd
+        tsgr = self._tsgr_term(text)
+        if tsgr is not None:
+            terms["loss_tsgr"] = tsgr
+            loss = loss + args.lambda_tsgr * tsgr
+        return loss, terms, logits
 
+    def _acgd_term(self, anchor_embeds, old_text, old_logits, anchor_index, inputs):
+        """ACGD on the anchors (the student's own text, so both towers learn from it); LwF on the new images."""
+        state, args = self.task_state, self.args
         if anchor_index is not None:
-            student = scale * image_embeds[batch:] @ text[:start].T
+            student = state.logit_scale * anchor_embeds @ old_text.T
             teacher_logits = state.anchors.teacher_logits
             log_probs, probs = self._fixed("acgd", (teacher_logits, args.acgd_temperature),
                                            lambda: acgd_teacher_targets(teacher_logits, args.acgd_temperature))
-            terms["loss_acgd"] = acgd_loss(student, None, args.acgd_temperature,
-                                           teacher_targets=(log_probs[anchor_index], probs[anchor_index]))
-        elif state.switches.acgd == "new_images" and state.lwf_teacher_logits is not None and args.lambda_acgd:
+            return acgd_loss(student, None, args.acgd_temperature,
+                             teacher_targets=(log_probs[anchor_index], probs[anchor_index]))
+        if state.switches.acgd == "new_images" and state.lwf_teacher_logits is not None and args.lambda_acgd:
             teacher = state.lwf_teacher_logits[inputs["sample_index"].to(state.lwf_teacher_logits.device)]
-            terms["loss_acgd"] = acgd_loss(logits[:, :start], teacher.to(logits.device), args.acgd_temperature)
-        if "loss_acgd" in terms:
-            loss = loss + args.lambda_acgd * terms["loss_acgd"]
+            return acgd_loss(old_logits, teacher.to(old_logits.device), args.acgd_temperature)
+        return None
 
-        if state.switches.tsgr and args.lambda_tsgr and state.reference_text is not None and end > 1:
-            reference = state.reference_text
+    def _tsgr_term(self, text):
+        state, args = self.task_state, self.args
+        start, end = state.bounds
+        if not (state.switches.tsgr and args.lambda_tsgr and state.reference_text is not None and end > 1):
+            return None
+        reference = state.reference_text
 
-            def reference_targets():
-                roots = torch.arange(start, end, device=reference.device)
-                neighbours = state.tsgr_neighbours
-                if neighbours is None:
-                    neighbours = tsgr_neighbours(reference, roots, args.tsgr_k)
-                return neighbours, tsgr_reference_targets(reference, roots, neighbours, args.tsgr_temperature)
+        def reference_targets():
+            roots = torch.arange(start, end, device=reference.device)
+            neighbours = state.tsgr_neighbours
+            if neighbours is None:
+                neighbours = tsgr_neighbours(reference, roots, args.tsgr_k)
+            return neighbours, tsgr_reference_targets(reference, roots, neighbours, args.tsgr_temperature)
 
-            neighbours, targets = self._fixed(
-                "tsgr", (reference, state.tsgr_neighbours, start, end, args.tsgr_k, args.tsgr_temperature),
-                reference_targets,
-            )
-            terms["loss_tsgr"] = tsgr_loss(
-                text, reference, torch.arange(start, end), args.tsgr_k, args.tsgr_temperature,
-                neighbours=neighbours, reference_targets=targets,
-            )
-            loss = loss + args.lambda_tsgr * terms["loss_tsgr"]
-
-        if model.training:
-            self._record_terms(terms)
-        return (loss, {"logits": logits}) if return_outputs else loss
+        neighbours, targets = self._fixed(
+            "tsgr", (reference, state.tsgr_neighbours, start, end, args.tsgr_k, args.tsgr_temperature),
+            reference_targets,
+        )
+        return tsgr_loss(text, reference, torch.arange(start, end), args.tsgr_k, args.tsgr_temperature,
+                         neighbours=neighbours, reference_targets=targets)
 
     def _record_terms(self, terms):
         # Summed as tensors: no device sync per step, only at logging time.
@@ -190,12 +210,13 @@ class SeGPTrainer(Trainer):
             state.switches.beta_enabled and self.args.beta and prototypes is not None
             and int(classes.max()) < prototypes.shape[0]
         )
-        if not use_prototypes:
-            return dual_path_logits(image_embeds, self._eval_text, raw, None, state.logit_scale, beta=0.0)
-        return dual_path_logits(
-            image_embeds, self._eval_text, raw, prototypes[classes.to(prototypes.device)].to(raw.device),
-            state.logit_scale, self.args.beta,
-        )
+        with float32_heads(pixel_values.device):
+            if not use_prototypes:
+                return dual_path_logits(image_embeds, self._eval_text, raw, None, state.logit_scale, beta=0.0)
+            return dual_path_logits(
+                image_embeds, self._eval_text, raw, prototypes[classes.to(prototypes.device)].to(raw),
+                state.logit_scale, self.args.beta,
+            )
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)

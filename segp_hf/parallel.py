@@ -1,0 +1,65 @@
+"""Which parallel modes a run may use, and the global batch.
+
+SeGP-CL's trainer calls the CLIP towers directly (raw features for the prototypes, one text forward for
+every seen class); only DDP is routed through its wrapper. Modes whose wrapper would be bypassed are refused
+with the command that works, instead of silently running on one GPU or on unsharded weights.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .config import RecipeError
+
+LAUNCH_HINT = ("accelerate launch --config_file recipes/accelerate/multi_gpu.yaml -m segp_hf train ... "
+               "(DDP, one process per GPU)")
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_parallel_mode(config) -> None:
+    """Refuse DataParallel (several GPUs in one process), DeepSpeed and FSDP before any model is built."""
+    if getattr(config, "deepspeed", None) or _env_flag("ACCELERATE_USE_DEEPSPEED"):
+        raise RecipeError(f"DeepSpeed is not supported (its wrapper would be bypassed); use DDP: {LAUNCH_HINT}")
+    if getattr(config, "fsdp", None) or _env_flag("ACCELERATE_USE_FSDP"):
+        raise RecipeError(f"FSDP is not supported (its wrapper would be bypassed); use DDP: {LAUNCH_HINT}")
+    if config.n_gpu > 1:  # one process that sees several GPUs: the Trainer would wrap it in DataParallel
+        raise RecipeError(
+            f"{config.n_gpu} GPUs are visible to one process, which would run DataParallel and leave all but one "
+            f"idle; launch one process per GPU: {LAUNCH_HINT}, or set CUDA_VISIBLE_DEVICES=0 for one GPU"
+        )
+
+
+def check_trainer_parallelism(trainer) -> None:
+    """The same refusal as :func:`check_parallel_mode`, on what the Trainer's accelerator really set up
+    (an accelerate config file can turn DeepSpeed or FSDP on without any TrainingArguments field)."""
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        raise RecipeError(f"DeepSpeed is not supported (its wrapper would be bypassed); use DDP: {LAUNCH_HINT}")
+    if getattr(trainer, "is_fsdp_enabled", False):
+        raise RecipeError(f"FSDP is not supported (its wrapper would be bypassed); use DDP: {LAUNCH_HINT}")
+    check_parallel_mode(trainer.args)
+
+
+def per_device_batch(global_batch: int, world_size: int, accumulation: int) -> int:
+    """The per-device batch that makes ``global_batch`` images per optimizer step."""
+    if global_batch < 1:
+        raise RecipeError(f"global_train_batch_size must be >= 1, got {global_batch}")
+    shards = world_size * accumulation
+    if global_batch % shards:
+        raise RecipeError(
+            f"global_train_batch_size={global_batch} does not divide into {world_size} process(es) x "
+            f"gradient_accumulation_steps={accumulation}; choose a multiple of {shards}"
+        )
+    return global_batch // shards
+
+
+def apply_global_batch(config) -> None:
+    """Set ``per_device_train_batch_size`` from ``global_train_batch_size`` (when given), the world size and
+    the accumulation steps, so a recipe keeps the paper's batch on any number of GPUs."""
+    if config.global_train_batch_size is None:
+        return
+    config.per_device_train_batch_size = per_device_batch(
+        config.global_train_batch_size, config.world_size, config.gradient_accumulation_steps
+    )
