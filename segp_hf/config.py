@@ -83,6 +83,18 @@ class DataArguments:
     eval_future_tasks: bool = field(
         default=True, metadata={"help": "Also evaluate tasks not learnt yet (zero-shot), needed for FWT."}
     )
+    zero_shot_sets: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Held-out sets scored zero-shot (CLIP path) before the first task and after the last: "
+                  "food101, oxford_pets, imagenet1k (the paper's), shapes_heldout (offline)."},
+    )
+    zero_shot_every_task: bool = field(
+        default=False, metadata={"help": "Also score the zero_shot_sets after every task, not only the last."}
+    )
+    zero_shot_data_dir: str | None = field(
+        default=None, metadata={"help": "Local copies of the zero_shot_sets, one folder per set name (offline use)."}
+    )
+    zero_shot_max_images: int | None = field(default=None, metadata={"help": "Cap per zero-shot set, for quick runs."})
     eval_task_incremental: bool = field(
         default=False,
         metadata={"help": "Also score every seen task over its own classes only (task-incremental accuracy): "

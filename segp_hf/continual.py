@@ -26,14 +26,18 @@ from .metrics import continual_metrics
 from .parallel import check_parallel_mode
 from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
 from .report import format_matrix, format_metrics, save_heatmap
+from .retention import format_retention
 from .task_state import TaskState
 from .trainer import SeGPTrainer
 
 logger = logging.getLogger(__name__)
 
+ZERO_SHOT_BEFORE_FILE = "zero_shot_before.json"  # the pretrained CLIP's zero-shot accuracies, once per run
+
 # Settings that may differ between an interrupted run and its resumption without changing results.
 RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size",
-                    "hub_push_retries", "hub_push_backoff", "base_model_commit"}
+                    "hub_push_retries", "hub_push_backoff", "base_model_commit", "zero_shot_sets",
+                    "zero_shot_every_task", "zero_shot_data_dir", "zero_shot_max_images"}
 # What a branch (train --resume_from) must keep: the adapter's shape and the task sequence.
 BRANCH_FIXED_KEYS = {"model_name_or_path", "model_revision", "lora_r", "lora_alpha", "lora_target_modules",
                      "benchmark", "num_tasks", "class_order", "dataset_name", "imagenet_r_split", "prompt_template"}
@@ -103,6 +107,8 @@ class ContinualRunner:
         self.pusher = None  # set on the main process by run() when pushing is requested
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path),
                                                   revision=model_args.model_revision)
+        self.tokenizer = tokenizer
+        self.retention_before, self.retention_after = None, None  # zero_shot_sets, {set: accuracy %}
         prompts = prompts_for(self.scenario.ordered_class_names, self.template)
         self.state = TaskState(
             switches=self.switches,
@@ -143,6 +149,7 @@ class ContinualRunner:
             if "acc_row_til" in saved:
                 self.til_matrix[task] = ckpt.none_to_nan(saved["acc_row_til"])
             self.test_sizes = saved["test_sizes"]
+            self.retention_after = saved.get("zero_shot_after", self.retention_after)
         logger.info("Resuming after task %d from %s", done - 1, last)
         return done
 
@@ -205,9 +212,44 @@ class ContinualRunner:
         self.state.eval_classes = None
         return row
 
-    def metrics_so_far(self, task: int) -> dict:
+    # ------------------------------------------------------------ zero-shot retention
+    def measure_retention(self, pretrained: bool) -> dict[str, float]:
+        """Zero-shot accuracy (%) on the held-out ``zero_shot_sets``, of the pretrained CLIP or the model now."""
+        from .modeling import adapter_disabled
+        from .retention import measure_retention
+
+        processor = CLIPImageProcessor.from_pretrained(resolve_model_path(self.model_args.model_name_or_path),
+                                                       revision=self.model_args.model_revision)
+        self.model.to(self.config.device)
+        args = (processor, self.tokenizer, self.data_args, self.config.per_device_eval_batch_size, self.config.device)
+        if not pretrained:
+            return measure_retention(self.model, *args)
+        with adapter_disabled(self.model):
+            return measure_retention(self.model, *args)
+
+    def retention_baseline(self):
+        """The pretrained CLIP's zero-shot accuracies, measured once per run (kept in output_dir for resumes)."""
+        path = self.output_dir / ZERO_SHOT_BEFORE_FILE
+        if path.exists():
+            saved = ckpt.read_json(path)
+            if set(saved) == set(self.data_args.zero_shot_sets):
+                self.retention_before = saved
+                return
+        self.retention_before = self.measure_retention(pretrained=True)
+        ckpt.write_json_atomic(path, self.retention_before)
+
+    def retention_results(self) -> dict:
+        from .retention import retention_table
+
+        if not self.data_args.zero_shot_sets or self.retention_before is None:
+            return {}
+        return {"zero_shot_retention": retention_table(self.retention_before, self.retention_after)}
+
+    def metrics_so_far(self, task: int, convention: str = "textbook") -> dict:
         rows = [r[: task + 1] for r in self.acc_matrix[: task + 1]]
-        metrics = continual_metrics(rows, task_weights=self.test_sizes[: task + 1])
+        metrics = continual_metrics(rows, task_weights=self.test_sizes[: task + 1], convention=convention)
+        if convention != "textbook":
+            return metrics
         if self.data_args.eval_task_incremental:
             til_rows = [r[: task + 1] for r in self.til_matrix[: task + 1]]
             til = continual_metrics(til_rows, task_weights=self.test_sizes[: task + 1])
@@ -244,6 +286,9 @@ class ContinualRunner:
         if self.switches.train:
             self.train_task(trainer, task)
         self.acc_matrix[task] = self.evaluate_row(trainer, task)
+        last = task == self.data_args.num_tasks - 1
+        if self.data_args.zero_shot_sets and self.is_main_process and (last or self.data_args.zero_shot_every_task):
+            self.retention_after = self.measure_retention(pretrained=False)
         metrics = self.metrics_so_far(task)
         trainer.log({f"after_task{task}_{k}": v for k, v in metrics.items() if not math.isnan(v)})
         if trainer.is_world_process_zero():
@@ -256,7 +301,10 @@ class ContinualRunner:
                 "task_bounds": self.scenario.bounds[: task + 1],
                 "prompt_template": self.template,
             }
-            payload = {"task": task, "acc_row": self.acc_matrix[task], "test_sizes": self.test_sizes, "metrics": metrics}
+            payload = {"task": task, "acc_row": self.acc_matrix[task], "test_sizes": self.test_sizes, "metrics": metrics,
+                       **self.retention_results()}
+            if self.retention_after is not None:
+                payload["zero_shot_after"] = self.retention_after
             if self.data_args.eval_task_incremental:
                 payload["acc_row_til"] = self.til_matrix[task]
             ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload)
@@ -280,6 +328,8 @@ class ContinualRunner:
             "acc_matrix": self.acc_matrix,
             "test_sizes": self.test_sizes,
             **metrics,
+            "metrics_continuum": self.metrics_so_far(task, convention="continuum"),
+            **self.retention_results(),
         }
         if self.data_args.eval_task_incremental:
             results["acc_matrix_til"] = self.til_matrix
@@ -313,6 +363,8 @@ class ContinualRunner:
             self.start_pusher()
         self.wait_for_everyone()
         first = self.resume()
+        if self.data_args.zero_shot_sets and self.is_main_process:
+            self.retention_baseline()
         for task in range(first, self.data_args.num_tasks):
             logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])
             self.run_task(task)
@@ -323,6 +375,8 @@ class ContinualRunner:
         results = ckpt.nan_to_none(self.write_results(last))
         print(format_matrix(self.acc_matrix))
         print(format_metrics(results))
+        if "zero_shot_retention" in results:
+            print(format_retention(results["zero_shot_retention"]))
         if self.pusher is not None:
             self.pusher.push_pending(self.output_dir)  # one more try for anything still queued
             not_pushed = self.pusher.report(self.output_dir)

@@ -68,6 +68,16 @@ def _fmt(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
 
+def _retention_section(table: dict | None) -> str:
+    """Zero-shot accuracy on held-out sets, pretrained CLIP vs this task's model (when the run measured it)."""
+    if not table:
+        return ""
+    rows = "\n".join(f"| {name} | {_fmt(row.get('before'))} | {_fmt(row.get('after'))} |" for name, row in table.items())
+    return ("## Zero-shot retention (%)\n\nCLIP path on held-out sets no task trains on: the pretrained CLIP "
+            "(before) and this model (after; n/a where not measured at this task).\n\n"
+            f"| set | before | after |\n|---|---|---|\n{rows}\n\n")
+
+
 def build_model_card(output_dir, task: int, repo_id: str | None = None):
     """The model card of ``output_dir/task-k`` (from the files of tasks 0..k only)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -131,7 +141,7 @@ over the {len(classes.get('class_names_seen', []))} classes seen so far.
 |---|---|---|---|---|
 | {' | '.join(_fmt(metrics.get(key)) for key in METRIC_KEYS)} |
 
-## Accuracy matrix (%)
+{_retention_section(saved.get("zero_shot_retention"))}## Accuracy matrix (%)
 
 Row i: after training task i; column j: test images of task j (future columns are zero-shot).
 

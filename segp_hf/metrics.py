@@ -25,12 +25,22 @@ def seen_accuracies(acc_matrix, task_weights=None) -> np.ndarray:
     return np.array([np.average(matrix[i, : i + 1], weights=weights[: i + 1]) for i in range(num_tasks)])
 
 
-def continual_metrics(acc_matrix, task_weights=None) -> dict[str, float]:
-    """Avg, Last, Forgetting (Chaudhry), BWT and FWT of ``acc_matrix[i][j]`` (task j after task i).
+CONVENTIONS = ("textbook", "continuum")
 
-    Entries above the diagonal are the zero-shot accuracies on future tasks; they may be NaN/None,
-    and then ``fwt`` is NaN. With a single task, forgetting, BWT and FWT are NaN.
+
+def continual_metrics(acc_matrix, task_weights=None, convention: str = "textbook") -> dict[str, float]:
+    """Avg, Last, Forgetting, BWT and FWT of ``acc_matrix[i][j]`` (task j after task i).
+
+    ``textbook`` (SPEC.md): forgetting after Chaudhry et al., BWT over the final row, FWT from the zero-shot
+    accuracies on future tasks (entries above the diagonal; NaN/None there makes ``fwt`` NaN).
+    ``continuum``: the definitions of the continuum library's Logger, which the tables SeGP-CL compares
+    against (RAPF, MG-CLIP) report; see :func:`continuum_metrics`. Avg and Last are the same in both.
+    With a single task, forgetting, BWT and FWT are NaN.
     """
+    if convention == "continuum":
+        return continuum_metrics(acc_matrix, task_weights)
+    if convention != "textbook":
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
     matrix = _as_matrix(acc_matrix)
     last_row = matrix.shape[0] - 1
     seen = seen_accuracies(matrix, task_weights)
@@ -45,6 +55,37 @@ def continual_metrics(acc_matrix, task_weights=None) -> dict[str, float]:
         "forgetting": float(np.mean(forgetting)) if forgetting else nan,
         "bwt": float(np.mean(bwt)) if bwt else nan,
         "fwt": float(np.mean(fwt)) if fwt else nan,
+    }
+
+
+def continuum_metrics(acc_matrix, task_weights=None) -> dict[str, float]:
+    """The continuum library's Logger definitions (its ``metrics.py``: backward_transfer, forward_transfer,
+    forgetting), with R[i][j] the accuracy on task j after task i and T tasks:
+
+    - BWT = sum_{i=1}^{T-1} sum_{j=0}^{i-2} (R[i][j] - R[j][j]) / (T(T-1)/2)
+    - FWT = sum_{i} sum_{j<i} R[i][j] / (T(T-1)/2)
+    - forgetting = sum_{j=0}^{T-3} (max_{l in [j, T-3]} R[l][j] - R[T-1][j]) / (T-1)
+
+    They read only the seen tasks (on or below the diagonal), so the upper triangle may be NaN. Same units as
+    the matrix; Avg and Last as in the textbook convention.
+    """
+    matrix = _as_matrix(acc_matrix)
+    num_tasks = matrix.shape[0]
+    seen = seen_accuracies(matrix, task_weights)
+    nan = float("nan")
+    if num_tasks < 2:
+        return {"avg": float(seen.mean()), "last": float(seen[-1]), "forgetting": nan, "bwt": nan, "fwt": nan}
+    pairs = num_tasks * (num_tasks - 1) / 2
+    bwt = sum(matrix[i, j] - matrix[j, j] for i in range(1, num_tasks) for j in range(i - 1))
+    fwt = sum(matrix[i, j] for i in range(num_tasks) for j in range(i))
+    last = num_tasks - 1
+    forgetting = sum(matrix[j:last - 1, j].max() - matrix[last, j] for j in range(last - 1))
+    return {
+        "avg": float(seen.mean()),
+        "last": float(seen[-1]),
+        "forgetting": float(forgetting / last),
+        "bwt": float(bwt / pairs),
+        "fwt": float(fwt / pairs),
     }
 
 

@@ -91,3 +91,43 @@ def test_accuracy_metric_value():
     assert result["accuracy"] == pytest.approx(0.75)
     assert AccuracyMetric().compute(predictions=[3, 3], references=[3, 3])["accuracy"] == pytest.approx(1.0)
     assert AccuracyMetric().compute(predictions=[0, 1, 0], references=[1, 0, 2])["accuracy"] == pytest.approx(0.0)
+
+
+# ------------------------------------------------------------------ the continuum library's convention
+# (its Logger's definitions; RAPF and MG-CLIP report these). T = 4, T(T-1)/2 = 6.
+R4 = [
+    [80, 10, 20, 30],
+    [70, 90, 15, 25],
+    [85, 85, 70, 35],
+    [50, 75, 65, 95],
+]
+# bwt: i=2, j=0: 85-80 = 5;  i=3, j=0: 50-80 = -30;  i=3, j=1: 75-90 = -15   -> -40 / 6
+#   (i=1 has no j <= i-2; the last task's own column never enters)
+# fwt: the lower triangle 70 + 85 + 85 + 50 + 75 + 65 = 430                     -> 430 / 6
+# forgetting: j=0: max(R00, R10) - R30 = 80 - 50 = 30;  j=1: R11 - R31 = 90 - 75 = 15 -> 45 / (T-1) = 15
+#   (the max stops at row T-3: R20 = 85 is not looked at; task T-2 = 2 is not counted)
+# avg: (80 + 80 + 80 + 71.25) / 4 = 77.8125;  last: (50 + 75 + 65 + 95) / 4 = 71.25
+HAND_CONTINUUM = dict(avg=77.8125, last=71.25, forgetting=15.0, bwt=-40 / 6, fwt=430 / 6)
+
+
+def test_continuum_convention_hand_worked_4x4():
+    out = continual_metrics(R4, convention="continuum")
+    for key, value in HAND_CONTINUUM.items():
+        assert out[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_continuum_convention_differs_from_textbook_and_ignores_the_upper_triangle():
+    textbook = continual_metrics(R4)
+    # textbook on the same matrix: forgetting (85-50 + 90-75 + 70-65) / 3 = 55/3; bwt -50/3; fwt (10+15+35)/3 = 20
+    assert textbook["forgetting"] == pytest.approx(55 / 3)
+    assert textbook["bwt"] == pytest.approx(-50 / 3)
+    assert textbook["fwt"] == pytest.approx(20.0)
+    blank_upper = [[v if j <= i else math.nan for j, v in enumerate(row)] for i, row in enumerate(R4)]
+    assert continual_metrics(blank_upper, convention="continuum") == continual_metrics(R4, convention="continuum")
+
+
+def test_continuum_convention_single_task_and_unknown_convention():
+    out = continual_metrics([[42.0]], convention="continuum")
+    assert out["last"] == 42.0 and math.isnan(out["bwt"]) and math.isnan(out["forgetting"])
+    with pytest.raises(ValueError, match="convention"):
+        continual_metrics(R4, convention="paper")

@@ -1,0 +1,65 @@
+"""Zero-shot retention: CLIP-path accuracy on held-out data sets that no task trains on, before the first
+task (the pretrained CLIP: adapter off) and after the last (the paper reports Food-101, Oxford-IIIT Pets and
+ImageNet-1k: 84.5 / 87.7 / 67.6 after CIFAR-100). The shapes world's held-out set is its 30 colour-shape
+classes that no task uses, so the default run shows retention offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .data.scenario import DataError
+
+SHAPES_HELDOUT = "shapes_heldout"
+SHAPES_TEMPLATE = "a good photo of a {}."
+
+
+def _shapes_heldout(max_images: int | None):
+    from .data.benchmarks import ZeroShotSet
+    from .data.shapes import HELDOUT_CLASSES, make_shapes_dataset
+
+    dataset = make_shapes_dataset("shifted", "test", classes=HELDOUT_CLASSES, seed=0)
+    if max_images is not None:
+        dataset = dataset.shuffle(seed=0).select(range(min(max_images, len(dataset))))
+    return ZeroShotSet(SHAPES_HELDOUT, dataset, list(HELDOUT_CLASSES), SHAPES_TEMPLATE)
+
+
+def retention_set_names() -> list[str]:
+    from .data.benchmarks import ZERO_SHOT_SETS
+
+    return sorted([*ZERO_SHOT_SETS, SHAPES_HELDOUT])
+
+
+def load_retention_set(name: str, data_dir: str | None = None, max_images: int | None = None):
+    """A held-out set by name; ``data_dir`` holds a local copy of each set in a folder of its name."""
+    if name == SHAPES_HELDOUT:
+        return _shapes_heldout(max_images)
+    from .data.benchmarks import ZERO_SHOT_SETS, load_zero_shot_set
+
+    if name not in ZERO_SHOT_SETS:
+        raise DataError(f"unknown zero_shot_sets entry '{name}'; known: {', '.join(retention_set_names())}")
+    local = str(Path(data_dir) / name) if data_dir else None
+    return load_zero_shot_set(name, data_dir=local, max_images=max_images)
+
+
+def measure_retention(model, image_processor, tokenizer, data_args, batch_size: int, device) -> dict[str, float]:
+    """``{set: top-1 accuracy (%)}`` of ``model`` as it is (wrap in ``adapter_disabled`` for pretrained CLIP)."""
+    from .data.benchmarks import evaluate_zero_shot
+
+    scores = {}
+    for name in data_args.zero_shot_sets:
+        held_out = load_retention_set(name, data_args.zero_shot_data_dir, data_args.zero_shot_max_images)
+        scores[name] = 100.0 * evaluate_zero_shot(model, image_processor, tokenizer, held_out, batch_size, device)
+    return scores
+
+
+def retention_table(before: dict, after: dict | None) -> dict[str, dict]:
+    """``{set: {"before": .., "after": ..}}`` (after is None until measured)."""
+    return {name: {"before": before[name], "after": (after or {}).get(name)} for name in before}
+
+
+def format_retention(table: dict) -> str:
+    def number(value):
+        return "n/a" if value is None else f"{value:.2f}"
+
+    cells = [f"{name} {number(row['before'])} -> {number(row['after'])}" for name, row in table.items()]
+    return "Zero-shot retention (before -> after): " + ", ".join(cells)
