@@ -78,6 +78,12 @@ class DataArguments:
         metadata={"help": "ImageNet-R train/test: 'auto' (RAPF's list when the file names match, else the "
                   "stratified manifest), 'rapf' or 'stratified'."},
     )
+    image_preprocessing: str = field(
+        default="hf",
+        metadata={"help": "Pixel preprocessing, the same on every machine: 'hf' (CLIPImageProcessorPil, never the "
+                  "torchvision backend) or 'openai' (OpenAI CLIP's transform exactly: crop offsets rounded, not "
+                  "floored; see README 'Preprocessing')."},
+    )
     max_train_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
     max_eval_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
     eval_future_tasks: bool = field(

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, CLIPImageProcessor, default_data_collator, set_seed
+from transformers import AutoTokenizer, default_data_collator, set_seed
 
 from . import checkpoints as ckpt
 from .callbacks import (
@@ -25,6 +25,7 @@ from .data.scenario import prompts_for, tokenize_prompts
 from .metrics import continual_metrics
 from .parallel import check_parallel_mode
 from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
+from .preprocessing import build_image_processor
 from .report import format_matrix, format_metrics, save_heatmap
 from .retention import format_retention
 from .task_state import TaskState
@@ -46,8 +47,8 @@ BRANCH_FIXED_KEYS = {"model_name_or_path", "model_revision", "lora_r", "lora_alp
 def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None):
     """The task split and prompt template of a run (``benchmark`` overrides the registry, for tests)."""
     benchmark = benchmark or load_benchmark(data_args)
-    processor = CLIPImageProcessor.from_pretrained(resolve_model_path(model_args.model_name_or_path),
-                                                   revision=model_args.model_revision)
+    processor = build_image_processor(resolve_model_path(model_args.model_name_or_path), model_args.model_revision,
+                                      data_args.image_preprocessing)
     scenario = scenario_for(benchmark, data_args, processor)
     return scenario, data_args.prompt_template or benchmark.template
 

@@ -501,9 +501,10 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     the adapter's up to float rounding. ``merge=False`` keeps the ``PeftModel`` (adapter unmerged).
     """
     from peft import PeftModel
-    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+    from transformers import AutoTokenizer, CLIPModel
 
     from .modeling import freeze_lora_A, resolve_model_path
+    from .preprocessing import build_image_processor
 
     folder, from_hub = resolve_task_folder(str(repo_id_or_path), task, cache_dir, token)
     config = ckpt.read_json(folder / ckpt.CONFIG_FILE)
@@ -527,7 +528,7 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(base, **base_kwargs)
-    processor = CLIPImageProcessor.from_pretrained(base, **base_kwargs)
+    processor = build_image_processor(base, mode=config.get("image_preprocessing") or "hf", **base_kwargs)
     loaded = LoadedTask(model, ckpt.load_prototypes(folder), classes, config, tokenizer, processor, str(repo_id_or_path))
     return loaded.to(device) if device is not None else loaded
 

@@ -69,10 +69,34 @@ def format_plan(plan: Plan, max_names: int = 20, max_prompts: int = 2) -> str:
     return "\n".join(lines)
 
 
+def transfer_lines(data_args) -> list[str]:
+    """What a full run of the recipe downloads and stores, said before anything is fetched."""
+    from .data.hub_sources import SOURCES, UNPINNED_REASON, estimate_transfer, format_bytes
+
+    if data_args.data_dir:
+        return [f"data: local copy at {data_args.data_dir}; nothing is downloaded"]
+    estimate = estimate_transfer(data_args.benchmark)
+    if estimate is None:
+        return [f"data: {data_args.benchmark} is built locally; nothing is downloaded"]
+    source = SOURCES[data_args.benchmark]
+    revision = data_args.dataset_revision or estimate.revision
+    pin = revision or f"newest (not pinned: {UNPINNED_REASON})"
+    approx = estimate.approximate
+    lines = [f"data: hub {data_args.dataset_name or estimate.dataset_id}@{pin}"
+             + (" (gated: accept its terms on the Hub and log in)" if source.gated else ""),
+             f"  a full run downloads {format_bytes(estimate.downloaded, approx)} and stores "
+             f"{format_bytes(estimate.stored, approx)} (only the kept rows; '~': estimated, see docs/benchmarks.md)"]
+    lines += [f"  split {split}: download {format_bytes(down, a)}, store {format_bytes(kept, a)}"
+              for split, down, kept, a in estimate.lines]
+    return lines
+
+
 def dry_run(model_args, data_args, config, stream=None) -> Plan:
     """Print the task plan of a run without building a model or training."""
-    plan = build_plan(data_args)
     stream = stream or sys.stdout
+    for line in transfer_lines(data_args):  # before anything is fetched
+        print(line, file=stream, flush=True)
+    plan = build_plan(data_args)
     print(f"model {model_args.model_name_or_path} (not loaded), variant {config.variant}, "
           f"output_dir {config.output_dir}", file=stream)
     print(format_plan(plan), file=stream)

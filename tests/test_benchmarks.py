@@ -5,14 +5,12 @@ the prompts, the recipes and the plan check."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import datasets
 import numpy as np
 import pytest
-from PIL import Image
 
 from segp_hf.cli import main
 from segp_hf.config import load_recipe, parse_config
@@ -21,170 +19,63 @@ from segp_hf.data.registry import load_benchmark, resolve_class_order
 from segp_hf.data.scenario import DataError
 from segp_hf.plan import build_plan, dry_run_overrides
 
+from hub_fakes import BENCHMARK_HUB_ID, FAKES, PNG, fake_cifar100, fake_imagenet_r, fake_load_dataset, fake_ucf101, \
+    ucf_hub_names
+
 RECIPES = Path(__file__).resolve().parents[1] / "segp_hf" / "recipes"
 PAPER_BENCHMARKS = ("cifar100", "imagenet_r", "imagenet_sub", "cub200", "ucf101")
 
 
-def _png(value=0):
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (value, 100, 200)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-PNG = _png()
-
-
-def _image(path=None):
-    return {"bytes": PNG, "path": path}
-
-
-# ---- fabricators: tiny copies with the Hub schema --------------------------------------------------
-
-
-def fake_cifar100(train_per_class=2, test_per_class=1, drop_test_class=None):
-    """uoft-cs/cifar100: img (Image), fine_label (ClassLabel 100), coarse_label (ClassLabel 20); train/test."""
-    names = B.protocol("cifar100")["class_names"]
-    features = datasets.Features({
-        "img": datasets.Image(),
-        "fine_label": datasets.ClassLabel(names=names),
-        "coarse_label": datasets.ClassLabel(names=[f"superclass_{i}" for i in range(20)]),
-    })
-
-    def split(per_class, drop=None):
-        labels = [c for c in range(100) for _ in range(per_class) if c != drop]
-        return datasets.Dataset.from_dict(
-            {"img": [_image() for _ in labels], "fine_label": labels, "coarse_label": [c % 20 for c in labels]},
-            features=features,
-        )
-
-    return datasets.DatasetDict(train=split(train_per_class), test=split(test_per_class, drop_test_class))
-
-
-def rapf_rows(per_class_train=2, per_class_test=1):
-    """A few real (wnid/file, side) entries of RAPF's list per class."""
-    chosen = {}
-    for key, side in B.rapf_imagenet_r_split().items():
-        wnid = key.split("/")[0]
-        sides = chosen.setdefault(wnid, {"train": [], "test": []})
-        if len(sides[side]) < (per_class_train if side == "train" else per_class_test):
-            sides[side].append(key)
-    return chosen
-
-
-def fake_imagenet_r(with_paths=True):
-    """axiong/imagenet-r: image (Image), wnid (string), class_name (string); one split 'test'."""
-    info = B.protocol("imagenet_r")
-    chosen = rapf_rows()
-    rows = {"image": [], "wnid": [], "class_name": []}
-    for wnid, name in zip(info["wnids"], info["class_names"]):
-        for key in chosen[wnid]["test"] + chosen[wnid]["train"]:
-            rows["image"].append(_image(f"imagenet-r/{key}" if with_paths else None))
-            rows["wnid"].append(wnid)
-            rows["class_name"].append(name.lower())
-    features = datasets.Features({"image": datasets.Image(), "wnid": datasets.Value("string"),
-                                  "class_name": datasets.Value("string")})
-    return datasets.DatasetDict(test=datasets.Dataset.from_dict(rows, features=features))
-
-
-def fake_imagenet1k(train_per_class=2, val_per_class=1, classes=range(106)):
-    """ILSVRC/imagenet-1k: image (Image), label (ClassLabel 1000, 'tench, Tinca tinca' style names);
-    train/validation/test."""
-    names = [f"class {i}, synonym {i}" for i in range(1000)]
-    names[8] = "hen"  # some real names have no synonym and equal the CLIP-style name
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
-
-    def split(per_class):
-        labels = [c for c in classes for _ in range(per_class)]
-        return datasets.Dataset.from_dict({"image": [_image() for _ in labels], "label": labels}, features=features)
-
-    return datasets.DatasetDict(train=split(train_per_class), validation=split(val_per_class), test=split(1))
-
-
-def fake_cub200():
-    """bentrevett/caltech-ucsd-birds-200-2011: image (Image), label (ClassLabel '001.Black_footed_Albatross'),
-    bbox (4 floats); train/test."""
-    names = [f"{i + 1:03d}.{n}" for i, n in enumerate(B.protocol("cub200")["class_names"])]
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names),
-                                  "bbox": datasets.Sequence(datasets.Value("float32"), length=4)})
-
-    def split(per_class):
-        labels = [c for c in range(200) for _ in range(per_class)]
-        return datasets.Dataset.from_dict(
-            {"image": [_image() for _ in labels], "label": labels, "bbox": [[0.0, 0.0, 4.0, 4.0]] * len(labels)},
-            features=features,
-        )
-
-    return datasets.DatasetDict(train=split(2), test=split(1))
-
-
-def ucf_hub_names():
-    """The 101 UCF101 class names as the Hub spells them (CamelCase, sorted)."""
-    camel = [n.replace(" ", "") for n in B.protocol("ucf101")["class_names"]]
-    camel = ["HandstandPushups" if n == "HandStandPushups" else n for n in camel]
-    return sorted(camel + ["YoYo"])
-
-
-def fake_ucf101(reverse_labels=False):
-    """flwrlabs/ucf101: image (Image), video_id (string), clip_id (string), frame (int64), label (ClassLabel
-    101, CamelCase); train/test; several frames per clip."""
-    names = ucf_hub_names()
-    if reverse_labels:
-        names = names[::-1]
-    features = datasets.Features({"image": datasets.Image(), "video_id": datasets.Value("string"),
-                                  "clip_id": datasets.Value("string"), "frame": datasets.Value("int64"),
-                                  "label": datasets.ClassLabel(names=names)})
-
-    def split(clips, frames):
-        rows = {k: [] for k in features}
-        for label, name in enumerate(names):
-            for clip in range(clips):
-                for frame in reversed(frames):  # rows not in frame order
-                    rows["image"].append(_image())
-                    rows["video_id"].append(f"v_{name}_g0{clip}")
-                    rows["clip_id"].append(f"v_{name}_g0{clip}_c01")
-                    rows["frame"].append(frame)
-                    rows["label"].append(label)
-        return datasets.Dataset.from_dict(rows, features=features)
-
-    return datasets.DatasetDict(train=split(2, [0, 10, 20]), test=split(1, [0, 5, 10, 15]))
-
-
-def fake_food101():
-    """ethz/food101: image (Image), label (ClassLabel 101 'apple_pie'...); train/validation."""
-    features = datasets.Features({"image": datasets.Image(),
-                                  "label": datasets.ClassLabel(names=["apple_pie", "baby_back_ribs", "baklava"])})
-    ds = datasets.Dataset.from_dict({"image": [_image()] * 3, "label": [0, 1, 2]}, features=features)
-    return datasets.DatasetDict(train=ds, validation=ds)
-
-
-FAKES = {
-    "uoft-cs/cifar100": fake_cifar100,
-    "axiong/imagenet-r": fake_imagenet_r,
-    "ILSVRC/imagenet-1k": fake_imagenet1k,
-    "bentrevett/caltech-ucsd-birds-200-2011": fake_cub200,
-    "flwrlabs/ucf101": fake_ucf101,
-    "ethz/food101": fake_food101,
-}
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fabricated():
     return {dataset_id: make() for dataset_id, make in FAKES.items()}
 
 
+@pytest.fixture(scope="session")
+def saved_copies(fabricated, tmp_path_factory):
+    """One save_to_disk copy per paper benchmark's Hub dataset, shared by the tests."""
+    root = tmp_path_factory.mktemp("hub_copies")
+    copies = {}
+    for benchmark, dataset_id in BENCHMARK_HUB_ID.items():
+        folder = root / dataset_id.replace("/", "--")
+        if not folder.exists():
+            fabricated[dataset_id].save_to_disk(str(folder))
+        copies[benchmark] = str(folder)
+    return copies
+
+
 @pytest.fixture
-def hub(monkeypatch, fabricated):
-    """Patch ``datasets.load_dataset``: serve fabricated copies, record the (id, revision) asked for."""
+def hub(monkeypatch, fabricated, tmp_path):
+    """Patch ``datasets.load_dataset`` with the Hub stand-in; kept rows are stored under tmp_path.
+    Returns the calls: (id, revision, split, columns)."""
     calls = []
-
-    def fake_load_dataset(path, name=None, revision=None, **kwargs):
-        calls.append((path, revision))
-        if path not in fabricated:
-            raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)")
-        return fabricated[path]
-
-    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset(fabricated, calls))
+    monkeypatch.setenv("SEGP_HF_DATA_CACHE", str(tmp_path / "kept"))
     return calls
+
+
+def serve(monkeypatch, tmp_path, dataset_id, copy):
+    """Serve one fabricated copy as the Hub would; returns the calls."""
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset({dataset_id: copy}, calls))
+    monkeypatch.setenv("SEGP_HF_DATA_CACHE", str(tmp_path / "kept"))
+    return calls
+
+
+def hub_cache():
+    import os
+
+    return Path(os.environ["SEGP_HF_DATA_CACHE"])
+
+
+def load_from_kept(root, folder_name):
+    """The row sets stored for one dataset (one per split and filter)."""
+    return [datasets.load_from_disk(str(p.parent)) for p in sorted((root / folder_name).glob("*/*/dataset_info.json"))]
+
+
+def asked(calls):
+    """(id, revision, split) asked for, without repeats."""
+    return sorted({(path, revision, split) for path, revision, split, _ in calls})
 
 
 def data_args_for(benchmark, *overrides):
@@ -227,7 +118,8 @@ def test_imagenet_r_manifest_is_the_seeded_stratified_split_of_the_real_counts()
 
 def test_cifar100_loader_split_order_names_prompts(hub):
     bench = load_benchmark(data_args_for("cifar100"))
-    assert hub == [("uoft-cs/cifar100", None)]
+    assert asked(hub) == [("uoft-cs/cifar100", B.SOURCES["cifar100"].revision, "test"),
+                          ("uoft-cs/cifar100", B.SOURCES["cifar100"].revision, "train")]
     assert (bench.image_column, bench.label_column) == ("img", "fine_label")
     assert (len(bench.train), len(bench.test)) == (200, 100)
     assert bench.class_order[:4] == [87, 0, 52, 58]
@@ -243,16 +135,15 @@ def test_cifar100_loader_split_order_names_prompts(hub):
 
 def test_imagenet_r_uses_rapf_list_when_file_names_match(hub):
     bench = load_benchmark(data_args_for("imagenet_r"))
-    assert hub == [("axiong/imagenet-r", "f4be3aeec67c5214a04365c388ea9d1fc4b74f36")]
+    assert asked(hub) == [("axiong/imagenet-r", "f4be3aeec67c5214a04365c388ea9d1fc4b74f36", "test")]
     assert "RAPF's split file" in bench.info["split"]
     assert (len(bench.train), len(bench.test)) == (400, 200)
     rapf = B.rapf_imagenet_r_split()
-    for ds, side in ((bench.train, "train"), (bench.test, "test")):
-        paths = [p.split("imagenet-r/")[1] for p in ds.cast_column("image", datasets.Image(decode=False))["image"]
-                 for p in [p["path"]]]
-        assert {rapf[p] for p in paths} == {side}
-        wnids = B.protocol("imagenet_r")["wnids"]
-        assert [wnids[label] for label in ds[bench.label_column]] == [p.split("/")[0] for p in paths]
+    wnids = B.protocol("imagenet_r")["wnids"]
+    for ds, side in ((bench.train, "train"), (bench.test, "test")):  # stored paths keep the file name only
+        files = [p["path"].rsplit("/", 1)[-1] for p in ds.cast_column("image", datasets.Image(decode=False))["image"]]
+        keys = [f"{wnids[label]}/{f}" for label, f in zip(ds[bench.label_column], files)]
+        assert {rapf[k] for k in keys} == {side}
     assert bench.class_order[:4] == [29, 75, 18, 9]
     assert bench.extra_orders["seed1993"][:3] == [168, 136, 51]
     assert bench.extra_orders["mgclip"][:3] == [150, 119, 193]
@@ -262,9 +153,8 @@ def test_imagenet_r_uses_rapf_list_when_file_names_match(hub):
     assert plan.tasks[0].prompts[0] == "a good photo of a American lobster."
 
 
-def test_imagenet_r_falls_back_to_stratified_split_without_paths(monkeypatch):
-    fake = fake_imagenet_r(with_paths=False)
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
+def test_imagenet_r_falls_back_to_stratified_split_without_paths(monkeypatch, tmp_path):
+    serve(monkeypatch, tmp_path, "axiong/imagenet-r", fake_imagenet_r(with_paths=False))
     bench = load_benchmark(data_args_for("imagenet_r"))
     assert "stratified" in bench.info["split"] and "no file paths" in bench.info["split"]
     train = np.asarray(bench.train[bench.label_column])
@@ -277,10 +167,14 @@ def test_imagenet_r_falls_back_to_stratified_split_without_paths(monkeypatch):
 
 def test_imagenet_sub_is_imagenet_classes_0_to_99_train_and_val(hub):
     bench = load_benchmark(data_args_for("imagenet_sub"))
-    assert hub == [("ILSVRC/imagenet-1k", None)]
+    revision = "49e2ee26f3810fb5a7536bbf732a7b07389a47b5"
+    assert asked(hub) == [("ILSVRC/imagenet-1k", revision, "train"), ("ILSVRC/imagenet-1k", revision, "validation")]
     train, test = np.asarray(bench.train["label"]), np.asarray(bench.test["label"])
     assert sorted(set(train.tolist())) == list(range(100)) == sorted(set(test.tolist()))
     assert (len(train), len(test)) == (200, 100)
+    # only the kept rows are stored: the copy served has classes 0-105
+    stored = load_from_kept(hub_cache(), "ILSVRC--imagenet-1k")
+    assert sorted(len(d) for d in stored) == [100, 200]
     assert bench.class_names[:3] == ["tench", "goldfish", "great white shark"]
     assert bench.class_order[:4] == [68, 56, 78, 8] == bench.extra_orders["seed1993"][:4]
     assert "validation" in bench.info["split"]
@@ -288,7 +182,8 @@ def test_imagenet_sub_is_imagenet_classes_0_to_99_train_and_val(hub):
 
 def test_cub200_official_split_and_names(hub):
     bench = load_benchmark(data_args_for("cub200"))
-    assert hub == [("bentrevett/caltech-ucsd-birds-200-2011", "1ef09e021b0b65b40337f6f285909656f407f6e0")]
+    assert asked(hub) == [("bentrevett/caltech-ucsd-birds-200-2011", "1ef09e021b0b65b40337f6f285909656f407f6e0", s)
+                          for s in ("test", "train")]
     assert (len(bench.train), len(bench.test)) == (400, 200)
     assert bench.label_column == "label"  # Hub ids = class_id - 1 = native ids
     assert bench.class_names[0] == "Black_footed_Albatross"
@@ -300,14 +195,18 @@ def test_cub200_official_split_and_names(hub):
 
 def test_cub200_revision_override(hub):
     load_benchmark(data_args_for("cub200", "--dataset_revision", "main"))
-    assert hub == [("bentrevett/caltech-ucsd-birds-200-2011", "main")]
+    assert {revision for _, revision, _ in asked(hub)} == {"main"}
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-def test_ucf101_middle_frame_per_clip_100_classes(monkeypatch, reverse):
-    fake = fake_ucf101(reverse_labels=reverse)
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
+def test_ucf101_middle_frame_per_clip_100_classes(monkeypatch, tmp_path, reverse):
+    calls = serve(monkeypatch, tmp_path, "flwrlabs/ucf101", fake_ucf101(reverse_labels=reverse))
     bench = load_benchmark(data_args_for("ucf101"))
+    # the metadata pass reads no image column; the image pass stores only the middle frames
+    meta = {c for *_, c in calls if c}
+    assert meta == {("label", "video_id", "clip_id", "frame")}
+    stored = load_from_kept(tmp_path / "kept", "flwrlabs--ucf101")
+    assert sorted(len(d) for d in stored) == [101, 202]  # one frame per clip, YoYo's clips still there
     assert (len(bench.train), len(bench.test)) == (200, 100)  # 2 / 1 clips per class, YoYo dropped
     assert set(bench.train["frame"]) == {10} and set(bench.test["frame"]) == {5}
     names = B.protocol("ucf101")["class_names"]
@@ -343,12 +242,20 @@ def test_data_dir_save_to_disk_copy(tmp_path, fabricated):
 # ---- zero-shot sets ----------------------------------------------------------------------------------
 
 
-def test_zero_shot_set_loader(hub):
+def test_zero_shot_sets_fetch_only_their_evaluation_split(hub):
     food = B.load_zero_shot_set("food101")
-    assert hub == [("ethz/food101", None)]
-    assert food.class_names == ["apple_pie", "baby_back_ribs", "baklava"] and len(food.dataset) == 3
+    assert asked(hub) == [("ethz/food101", "e06acf2a88084f04bce4d4a525165d68e0a36c38", "validation")]
+    assert food.class_names[:3] == ["apple_pie", "baby_back_ribs", "baklava"] and len(food.dataset) == 101
+    hub.clear()
     imagenet = B.load_zero_shot_set("imagenet1k", max_images=5)
-    assert imagenet.class_names[0] == "class 0" and imagenet.class_names[8] == "hen" and len(imagenet.dataset) == 5
+    assert {split for *_, split in asked(hub)} == {"validation"} and len(imagenet.dataset) == 5
+    assert len(load_from_kept(hub_cache(), "ILSVRC--imagenet-1k")[0]) == 5  # only the rows asked for are stored
+    # CLIP's curated names, not the Hub's first synonyms ('cock', 'kite', 'crane' twice)
+    assert imagenet.class_names[:3] == ["tench", "goldfish", "great white shark"]
+    assert imagenet.class_names[7] == "rooster" and imagenet.class_names[21] == "kite (bird of prey)"
+    assert (imagenet.class_names[134], imagenet.class_names[517]) == ("crane bird", "construction crane")
+    pets = B.load_zero_shot_set("oxford_pets")
+    assert len(pets.class_names) == 37 and ("timm/oxford-iiit-pet", None, "test") in asked(hub)
     with pytest.raises(DataError, match="unknown zero-shot set"):
         B.load_zero_shot_set("mnist")
 
@@ -406,11 +313,10 @@ def test_wrong_label_column_that_does_not_cover_the_classes(hub):
         load_benchmark(data_args_for("cifar100", "--label_column", "coarse_label"))
 
 
-def test_missing_split_lists_available_ones(monkeypatch, fabricated):
-    only_train = datasets.DatasetDict(train=fabricated["uoft-cs/cifar100"]["train"])
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: only_train)
+def test_missing_split_lists_available_ones(fabricated, tmp_path):
+    datasets.DatasetDict(train=fabricated["uoft-cs/cifar100"]["train"]).save_to_disk(str(tmp_path / "copy"))
     with pytest.raises(DataError, match=r"no 'test' split.*available splits: \['train'\]"):
-        load_benchmark(data_args_for("cifar100"))
+        load_benchmark(data_args_for("cifar100", "--data_dir", str(tmp_path / "copy")))
 
 
 def test_class_order_not_a_permutation(hub):
@@ -418,9 +324,8 @@ def test_class_order_not_a_permutation(hub):
         build_plan(data_args_for("cifar100", "--class_order", "1,2,3"))
 
 
-def test_task_without_images(monkeypatch):
-    fake = fake_cifar100(drop_test_class=52)
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
+def test_task_without_images(monkeypatch, tmp_path):
+    serve(monkeypatch, tmp_path, "uoft-cs/cifar100", fake_cifar100(drop_test_class=52))
     with pytest.raises(DataError, match=r"task 0 has no test images for class\(es\) \['oak_tree'\]"):
         build_plan(data_args_for("cifar100"))
 
@@ -456,6 +361,29 @@ def test_recipe_passes_the_plan_check_on_fabricated_data(name, hub, capsys):
     assert "openai/clip-vit-base-patch16 (not loaded)" in out and "a good photo of a " in out
 
 
+@pytest.mark.parametrize("name", PAPER_BENCHMARKS)
+def test_recipe_passes_the_plan_check_on_a_saved_copy_with_the_hub_schema(name, saved_copies, capsys):
+    """Done-when of issue 14: a copy with the real Hub schema (CIFAR-100's 'cra' included) passes
+    ``segp-hf train --config recipes/<benchmark>_10tasks.yaml --data_dir COPY --dry_run``."""
+    copy = saved_copies[name]
+    assert main(["train", "--config", str(RECIPES / f"{name}_10tasks.yaml"), "--data_dir", copy, "--dry_run"]) == 0
+    out = capsys.readouterr().out
+    assert "plan check passed" in out and "task 9:" in out and f"local copy at {copy}; nothing is downloaded" in out
+
+
+def test_plan_check_says_what_is_downloaded_before_fetching(monkeypatch, capsys):
+    monkeypatch.setattr(datasets, "load_dataset", _raise_offline)
+    code = main(["train", "--config", str(RECIPES / "imagenet_sub_10tasks.yaml"), "--dry_run"])
+    captured = capsys.readouterr()
+    assert code == 2 and "could not load" in captured.err  # the fetch failed ...
+    out = captured.out  # ... after the estimate was printed
+    assert "data: hub ILSVRC/imagenet-1k@49e2ee26f3810fb5a7536bbf732a7b07389a47b5 (gated" in out
+    assert "a full run downloads ~153.2 GB and stores ~15.5 GB" in out
+    assert "split train: download ~146.5 GB, store ~14.9 GB" in out
+    main(["train", "--config", str(RECIPES / "ucf101_10tasks.yaml"), "--dry_run"])
+    assert "newest (not pinned:" in capsys.readouterr().out
+
+
 def test_plan_check_reports_data_errors_in_one_line(hub, capsys):
     code = main(["train", "--config", str(RECIPES / "cifar100_10tasks.yaml"), "--dry_run", "--image_column", "x"])
     assert code == 2
@@ -475,3 +403,97 @@ def test_accelerate_configs():
 def test_benchmark_cards_cover_every_paper_benchmark():
     assert set(B.CARDS) == set(PAPER_BENCHMARKS)
     assert json.loads(json.dumps({k: v.paper_avg_last for k, v in B.CARDS.items()}))["cifar100"] == "89.8 / 84.6"
+
+
+# ---- Hub spellings, pins, bad input (issue 14) -------------------------------------------------------
+
+
+def test_cifar100_hub_spells_crab_cra_and_the_prompt_still_says_crab(hub):
+    assert fake_cifar100()["train"].features["fine_label"].names[26] == "cra"  # as on the Hub
+    bench = load_benchmark(data_args_for("cifar100"))
+    assert bench.label_column == "fine_label"  # ids unchanged: 'cra' is mapped to native id 26
+    assert 26 in set(bench.train["fine_label"]) and bench.class_names[26] == "crab"
+    plan = build_plan(data_args_for("cifar100"), bench)
+    prompts = [p for t in plan.tasks for p in t.prompts]
+    assert "a good photo of a crab." in prompts and not any(p.endswith(" cra.") for p in prompts)
+
+
+def test_labels_not_covering_the_classes_name_the_missing_ones_and_the_aliases(hub, monkeypatch):
+    monkeypatch.setitem(B.LABEL_ALIASES, "cifar100", {})  # without the alias table 'cra' matches nothing
+    with pytest.raises(DataError, match=r"do not cover 1 of the benchmark's 100 classes \(missing: \['crab'\].*"
+                                        r"aliases tried: none"):
+        load_benchmark(data_args_for("cifar100"))
+    monkeypatch.setitem(B.LABEL_ALIASES, "cifar100", {"cra": "crab"})
+    with pytest.raises(DataError, match=r"missing: \['apple', 'aquarium_fish'.*aliases tried: 'cra' -> 'crab'"):
+        load_benchmark(data_args_for("cifar100", "--label_column", "coarse_label"))
+
+
+def test_every_dataset_is_pinned_or_says_why_not():
+    for name, source in B.SOURCES.items():
+        if name in ("ucf101", "oxford_pets"):
+            assert source.revision is None  # no commit could be read from a public copy (docs/benchmarks.md)
+        else:
+            assert source.revision and len(source.revision) == 40, name
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text()
+    for source in B.SOURCES.values():
+        assert source.dataset_id in doc and (source.revision or "not pinned") in doc
+
+
+def test_gated_and_missing_revision_errors_say_what_to_do(monkeypatch):
+    from datasets.exceptions import DatasetNotFoundError
+
+    def gated(path, *a, **k):  # the message datasets gives for a gated dataset without access
+        raise DatasetNotFoundError(f"Dataset '{path}' is a gated dataset on the Hub. You must be authenticated "
+                                   "to access it.")
+
+    monkeypatch.setattr(datasets, "load_dataset", gated)
+    with pytest.raises(DataError, match=r"'ILSVRC/imagenet-1k' is gated.*Accept its terms.*hf auth login"):
+        load_benchmark(data_args_for("imagenet_sub"))
+
+    def no_revision(path, *a, revision=None, **k):  # ... and for a revision that does not exist
+        raise DatasetNotFoundError(f"Revision '{revision}' doesn't exist for dataset '{path}' on the Hub.")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_revision)
+    with pytest.raises(DataError, match=r"pinned revision 'aadb3af.*' of 'uoft-cs/cifar100' no longer exists.*"
+                                        r"--dataset_revision"):
+        load_benchmark(data_args_for("cifar100"))
+
+
+def test_ucf101_clips_are_grouped_by_label_not_by_names_in_ids(monkeypatch, tmp_path):
+    """Every class uses the same ids: grouping by ids alone would merge 101 classes' clips into one."""
+    serve(monkeypatch, tmp_path, "flwrlabs/ucf101", fake_ucf101(ids_without_names=True))
+    bench = load_benchmark(data_args_for("ucf101"))
+    assert (len(bench.train), len(bench.test)) == (200, 100)
+    assert sorted(set(bench.test[bench.label_column])) == list(range(100))
+
+
+def test_middle_frame_positions_hand_computed():
+    # clip A (label 0): frames 3, 1, 2 at rows 0-2 -> middle frame 2 (row 2); clip B (label 1, same ids):
+    # frames 0, 1, 2, 3 at rows 3-6 -> lower middle frame 1 (row 4)
+    label = np.array([0, 0, 0, 1, 1, 1, 1])
+    video = np.array(["v"] * 7)
+    clip = np.array(["c"] * 7)
+    frame = np.array([3, 1, 2, 0, 1, 2, 3])
+    assert B.middle_frame_positions(label, video, clip, frame).tolist() == [2, 4]
+
+
+def test_no_two_prompts_of_any_benchmark_are_equal():
+    from segp_hf.data.scenario import prompts_for
+
+    sets = {name: B.protocol(p)["class_names"] for name, p in (("cifar100", "cifar100"), ("imagenet_r", "imagenet_r"),
+            ("imagenet_sub", "imagenet100"), ("cub200", "cub200"), ("ucf101", "ucf101"))}
+    sets["imagenet1k"] = B.clip_imagenet_names()
+    sets["food101"] = __import__("hub_fakes").FOOD101_HUB
+    for name, names in sets.items():
+        prompts = prompts_for(names, B.RAPF_TEMPLATE)
+        assert len(set(prompts)) == len(prompts), name
+    # the names they replace would fail: first synonyms repeat 'crane' and 'maillot'; CLIP's own list repeats two
+    first = [n.split(",")[0] for n in __import__("hub_fakes").IMAGENET_HUB_0_99]
+    assert len(set(first)) == len(first)  # (within 0-99 they happen to be unique)
+    clip_raw = B.protocol("imagenet1k")["clip_class_names"]
+    assert len(set(prompts_for(clip_raw, B.RAPF_TEMPLATE))) == 998
+
+
+def test_clip_imagenet_names_extend_the_shipped_imagenet100_names():
+    assert B.clip_imagenet_names()[:100] == B.protocol("imagenet100")["class_names"]
+    assert len(B.clip_imagenet_names()) == 1000 and "openai/CLIP" in B.protocol("imagenet1k")["source"]

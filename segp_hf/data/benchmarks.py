@@ -34,6 +34,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from .hub_sources import (  # noqa: F401 - re-exported: the old import place
+    LABEL_ALIASES, SOURCES, HubSource, load_error_message, load_hub_split, read_columns, unreachable_message,
+)
 from .registry import BENCHMARKS, BenchmarkSpec, LoadedBenchmark, register_benchmark
 from .scenario import DataError
 
@@ -94,73 +97,6 @@ def normalise_name(name: str) -> str:
 # sources
 
 
-@dataclass(frozen=True)
-class HubSource:
-    dataset_id: str
-    image_column: str
-    label_column: str
-    test_split: str
-    train_split: str | None = None  # None: one split that we divide ourselves (ImageNet-R)
-    revision: str | None = None  # pinned commit; None = not pinned (newest)
-    config_name: str | None = None
-    note: str = ""
-
-
-# Revisions: the commits pinned here were read from the public Hub pages of these datasets (not
-# checked by a download: this project has no network). Where none is pinned, the newest revision is
-# used: pass --dataset_revision <commit> to pin one for a paper run.
-SOURCES = {
-    "cifar100": HubSource(
-        "uoft-cs/cifar100", image_column="img", label_column="fine_label", train_split="train",
-        test_split="test", note="schema: img (Image), fine_label (ClassLabel 100), coarse_label (ClassLabel 20); 50,000/10,000",
-    ),
-    "imagenet_r": HubSource(
-        "axiong/imagenet-r", image_column="image", label_column="wnid", test_split="test",
-        revision="f4be3aeec67c5214a04365c388ea9d1fc4b74f36",
-        note="schema: image (Image), wnid (string), class_name (string); one split 'test' of 30,000 rows",
-    ),
-    "imagenet_sub": HubSource(
-        "ILSVRC/imagenet-1k", image_column="image", label_column="label", train_split="train",
-        test_split="validation",
-        note="schema: image (Image), label (ClassLabel 1000); gated: accept the terms on the Hub and log in",
-    ),
-    "cub200": HubSource(
-        "bentrevett/caltech-ucsd-birds-200-2011", image_column="image", label_column="label",
-        train_split="train", test_split="test", revision="1ef09e021b0b65b40337f6f285909656f407f6e0",
-        note="schema: image (Image), label (ClassLabel '001.Black_footed_Albatross'...), bbox; official 5,994/5,794",
-    ),
-    "ucf101": HubSource(
-        "flwrlabs/ucf101", image_column="image", label_column="label", train_split="train", test_split="test",
-        note="schema: image (Image), video_id (string), clip_id (string), frame (int64), label (ClassLabel 101, "
-        "CamelCase names); frames of every clip: we keep the middle frame of each clip",
-    ),
-    # zero-shot retention sets
-    "food101": HubSource(
-        "ethz/food101", image_column="image", label_column="label", train_split="train", test_split="validation",
-        note="schema: image (Image), label (ClassLabel 101, 'apple_pie'...); 75,750/25,250",
-    ),
-    "oxford_pets": HubSource(
-        "timm/oxford-iiit-pet", image_column="image", label_column="label", train_split="train", test_split="test",
-        note="schema: image (Image), label (ClassLabel 37), image_id, label_cat_dog; 3,680/3,669",
-    ),
-    "imagenet1k": HubSource(
-        "ILSVRC/imagenet-1k", image_column="image", label_column="label", train_split="train", test_split="validation",
-        note="schema: image (Image), label (ClassLabel 1000, 'tench, Tinca tinca'...); val 50,000",
-    ),
-}
-
-
-def unreachable_message(dataset_id: str, revision: str | None, error: Exception) -> str:
-    rev = f", revision='{revision}'" if revision else ""
-    return (
-        f"could not load the dataset '{dataset_id}'{rev} ({type(error).__name__}: {error}). "
-        "Without network access, pre-download it on a machine that has it: "
-        f"python -c \"import datasets; datasets.load_dataset('{dataset_id}'{rev}).save_to_disk('DIR')\" "
-        "then copy DIR here and pass --data_dir DIR (an image folder <split>/<class>/<image> also works), "
-        "or warm the HF cache there and run with HF_DATASETS_OFFLINE=1. Gated datasets need `hf auth login`."
-    )
-
-
 def _load_local(path: str) -> tuple[dict[str, datasets.Dataset], str]:
     root = Path(path).expanduser()
     if not root.exists():
@@ -180,25 +116,35 @@ def _load_local(path: str) -> tuple[dict[str, datasets.Dataset], str]:
     return dict(loaded), "folder"
 
 
-def fetch_splits(source: HubSource, data_args) -> tuple[dict[str, datasets.Dataset], str, dict]:
-    """The raw splits of a source (Hub or ``data_dir``), their kind ('hub', 'disk', 'folder') and
-    provenance for the plan."""
-    data_dir = getattr(data_args, "data_dir", None)
-    if data_dir:
-        splits, kind = _load_local(data_dir)
-        return splits, kind, {"source": f"local {kind} copy at {data_dir}"}
+def hub_target(source: HubSource, data_args) -> tuple[HubSource, str | None]:
+    """The source to fetch (``dataset_name`` swaps the Hub id, same schema) and the revision to fetch it at."""
+    import dataclasses
+
     dataset_id = getattr(data_args, "dataset_name", None) or source.dataset_id
     pinned = source.revision if dataset_id == source.dataset_id else None
     revision = getattr(data_args, "dataset_revision", None) or pinned
-    try:
-        loaded = datasets.load_dataset(dataset_id, source.config_name, revision=revision)
-    except DataError:
-        raise
-    except Exception as error:  # noqa: BLE001 - offline, gated, missing: all reported the same way
-        raise DataError(unreachable_message(dataset_id, revision, error)) from error
-    if isinstance(loaded, datasets.Dataset):
-        loaded = {str(loaded.split or source.test_split): loaded}
-    return dict(loaded), "hub", {"source": f"hub {dataset_id}@{revision or 'newest (not pinned)'}"}
+    if dataset_id != source.dataset_id:
+        source = dataclasses.replace(source, dataset_id=dataset_id, revision=None)
+    return source, revision
+
+
+def fetch_splits(source: HubSource, data_args, splits=None, filters=None,
+                 max_rows: int | None = None) -> tuple[dict[str, datasets.Dataset], str, dict]:
+    """The raw splits of a source (Hub or ``data_dir``), their kind ('hub', 'disk', 'folder') and
+    provenance for the plan. From the Hub only ``splits`` are fetched (default: the source's train and
+    test splits), each streamed and stored with only the rows ``filters[split]`` keeps (keyword arguments
+    of :func:`load_hub_split`)."""
+    data_dir = getattr(data_args, "data_dir", None)
+    if data_dir:
+        local, kind = _load_local(data_dir)
+        return local, kind, {"source": f"local {kind} copy at {data_dir}"}
+    source, revision = hub_target(source, data_args)
+    wanted = splits or [s for s in (source.train_split, source.test_split) if s]
+    filters = filters or {}
+    loaded = {split: load_hub_split(source, split, revision, max_rows=max_rows, **filters.get(split, {}))
+              for split in wanted}
+    return loaded, "hub", {"source": f"hub {source.dataset_id}@{revision or 'newest (not pinned)'}, "
+                                     f"splits {', '.join(wanted)} only"}
 
 
 def _pick_split(splits: dict, name: str, dataset: str, role: str, aliases=()) -> datasets.Dataset:
@@ -229,20 +175,30 @@ def check_columns(dataset: datasets.Dataset, columns, where: str) -> None:
 # labels -> native ids
 
 
-def _lookup(keys_per_class) -> dict[str, int]:
-    """``normalised key -> native id`` from per-class key lists (names, WNIDs, ...)."""
+def _lookup(keys_per_class, aliases: dict[str, str] | None = None) -> dict[str, int]:
+    """``normalised key -> native id`` from per-class key lists (names, WNIDs, ...), plus the
+    benchmark's alias table (Hub spelling -> field name, e.g. CIFAR-100's ``cra`` -> ``crab``)."""
     table = {}
     for native, keys in enumerate(keys_per_class):
         for key in keys:
             table.setdefault(normalise_name(key), native)
+    for hub_name, field_name in (aliases or {}).items():
+        if normalise_name(field_name) not in table:
+            raise ValueError(f"alias {hub_name!r} -> {field_name!r}: {field_name!r} is not a class of the benchmark")
+        table.setdefault(normalise_name(hub_name), table[normalise_name(field_name)])
     return table
 
 
+def arrow_column(dataset: datasets.Dataset, column: str) -> np.ndarray:
+    """One column as numpy through Arrow (no per-row Python objects, no image decoding)."""
+    return dataset.with_format("arrow")[column].to_numpy()
+
+
 def native_label_array(dataset, label_column: str, lookup: dict[str, int], num_classes: int, where: str,
-                       index_fallback: int | None = None):
+                       index_fallback: int | None = None, class_names=None, aliases=None):
     """Per-row native id (-1 = a class outside the benchmark) and whether it equals the stored label."""
     feature = dataset.features[label_column]
-    raw = np.asarray(dataset[label_column])
+    raw = arrow_column(dataset, label_column)
     if isinstance(feature, datasets.ClassLabel):
         if index_fallback is not None and feature.num_classes == index_fallback:
             # the full label space the benchmark is a prefix of (ImageNet-1k, names like 'tench, Tinca
@@ -262,9 +218,13 @@ def native_label_array(dataset, label_column: str, lookup: dict[str, int], num_c
         covered = set(native[native >= 0].tolist())
     missing = sorted(set(range(num_classes)) - covered)
     if missing:
+        named = [class_names[i] for i in missing[:10]] if class_names else missing[:10]
+        tried = ", ".join(f"{k!r} -> {v!r}" for k, v in (aliases or {}).items()) or "none"
         raise DataError(
             f"{where}: the labels in column '{label_column}' do not cover {len(missing)} of the benchmark's "
-            f"{num_classes} classes (native ids {missing[:10]}...); is this the right dataset and label column?"
+            f"{num_classes} classes (missing: {named}{' ...' if len(missing) > 10 else ''}; native ids "
+            f"{missing[:10]}); labels are matched by name ignoring case, punctuation and 'NNN.' prefixes, "
+            f"aliases tried: {tried}. Is this the right dataset and label column?"
         )
     identity = raw.dtype.kind in "iu" and bool(np.array_equal(native[native >= 0], raw[native >= 0]))
     return native, identity
@@ -285,9 +245,9 @@ def with_native_labels(dataset, label_column, native, identity, rows=None):
     return dataset, label_column
 
 
-def _prepare(dataset, image_column, label_column, lookup, num_classes, where, index_fallback=None):
+def _prepare(dataset, image_column, label_column, lookup, num_classes, where, index_fallback=None, **names):
     check_columns(dataset, (image_column, label_column), where)
-    native, identity = native_label_array(dataset, label_column, lookup, num_classes, where, index_fallback)
+    native, identity = native_label_array(dataset, label_column, lookup, num_classes, where, index_fallback, **names)
     return with_native_labels(dataset, label_column, native, identity)
 
 
@@ -317,17 +277,21 @@ def _orders(info: dict) -> dict[str, list[int]]:
 
 
 def _train_test_benchmark(name, protocol_name, keys_per_class, data_args, index_fallback=None,
-                          test_aliases=("test", "validation", "val")) -> LoadedBenchmark:
+                          test_aliases=("test", "validation", "val"), hub_filters=None) -> LoadedBenchmark:
     info = protocol(protocol_name)
     source = SOURCES[name]
-    splits, kind, provenance = fetch_splits(source, data_args)
+    splits, kind, provenance = fetch_splits(source, data_args, filters=hub_filters)
     image_column, label_column = _columns(source, kind, data_args)
-    lookup = _lookup(keys_per_class)
+    aliases = LABEL_ALIASES.get(name, {})
+    lookup = _lookup(keys_per_class, aliases)
     n = info["num_classes"]
+    names = {"class_names": info["class_names"], "aliases": aliases}
     train_raw = _pick_split(splits, source.train_split, name, "training", aliases=("train",))
     test_raw = _pick_split(splits, source.test_split, name, "test", aliases=test_aliases)
-    train, train_label = _prepare(train_raw, image_column, label_column, lookup, n, f"{name} train split", index_fallback)
-    test, test_label = _prepare(test_raw, image_column, label_column, lookup, n, f"{name} test split", index_fallback)
+    train, train_label = _prepare(train_raw, image_column, label_column, lookup, n, f"{name} train split",
+                                  index_fallback, **names)
+    test, test_label = _prepare(test_raw, image_column, label_column, lookup, n, f"{name} test split",
+                                index_fallback, **names)
     train, test, label_column = _align(train, test, train_label, test_label)
     return LoadedBenchmark(
         train=train, test=test, class_names=list(info["class_names"]), class_order=list(info["class_order"]),
@@ -356,42 +320,71 @@ def load_cub200(data_args) -> LoadedBenchmark:
 def load_imagenet_sub(data_args) -> LoadedBenchmark:
     info = protocol("imagenet100")
     keys = [[name, wnid] for name, wnid in zip(info["class_names"], info["wnids"])]
-    bench = _train_test_benchmark("imagenet_sub", "imagenet100", keys, data_args, index_fallback=1000)
+    # From the Hub only classes 0-99 are stored (ImageNet-1k's label ids are its class index).
+    keep = {"keep_labels": list(range(info["num_classes"]))}
+    bench = _train_test_benchmark("imagenet_sub", "imagenet100", keys, data_args, index_fallback=1000,
+                                  hub_filters={"train": keep, "validation": keep})
     bench.info["split"] = "ImageNet-1k classes 0-99: train = 'train', test = 'validation' (50 per class)"
     return bench
 
 
-def _middle_frame_rows(dataset, native) -> np.ndarray:
-    """Rows of the middle frame of each clip (lower middle for an even count), benchmark classes only."""
-    keep = native >= 0
-    if not {"frame", "video_id", "clip_id"} <= set(dataset.column_names):
-        return np.flatnonzero(keep)  # already one image per clip (e.g. a mid-frame image folder)
-    video = np.asarray(dataset["video_id"]).astype(str)
-    clip = np.asarray(dataset["clip_id"]).astype(str)
-    frame = np.asarray(dataset["frame"]).astype(np.int64)
-    keys = np.char.add(np.char.add(video, "/"), clip)
+UCF_CLIP_COLUMNS = ("video_id", "clip_id", "frame")
+
+
+def middle_frame_positions(label, video, clip, frame) -> np.ndarray:
+    """Positions of the middle frame of each clip (lower middle for an even count). A clip is keyed by
+    (label, video_id, clip_id): ids need not contain the class name."""
+    if len(frame) == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = np.char.add(np.char.add(np.char.add(np.asarray(label).astype(str), "/"), np.asarray(video).astype(str)),
+                       np.char.add("/", np.asarray(clip).astype(str)))
     _, group = np.unique(keys, return_inverse=True)
-    order = np.lexsort((frame, group))
+    order = np.lexsort((np.asarray(frame).astype(np.int64), group))
     starts = np.flatnonzero(np.r_[True, group[order][1:] != group[order][:-1]])
     counts = np.diff(np.r_[starts, len(order)])
-    rows = order[starts + (counts - 1) // 2]
-    rows = rows[keep[rows]]
-    rows.sort()
-    return rows
+    return np.sort(order[starts + (counts - 1) // 2])
+
+
+def _middle_frame_rows(dataset, native) -> np.ndarray:
+    """Rows of the middle frame of each clip, benchmark classes only (metadata read through Arrow)."""
+    keep = native >= 0
+    if not set(UCF_CLIP_COLUMNS) <= set(dataset.column_names):
+        return np.flatnonzero(keep)  # already one image per clip (e.g. a mid-frame image folder)
+    rows = middle_frame_positions(native, *(arrow_column(dataset, c) for c in UCF_CLIP_COLUMNS))
+    return rows[keep[rows]]
+
+
+def _ucf_hub_filters(source, data_args, splits) -> dict:
+    """Per Hub split, the (label, video_id, clip_id, frame) keys of the middle frames: found from the
+    metadata columns alone, so only those rows' images are stored."""
+    if getattr(data_args, "data_dir", None):
+        return {}
+    source, revision = hub_target(source, data_args)
+    columns = (source.label_column, *UCF_CLIP_COLUMNS)
+    filters = {}
+    for split in splits:
+        meta = read_columns(source, split, revision, columns)
+        rows = middle_frame_positions(*(meta[c] for c in columns))
+        keys = [tuple(str(meta[c][r]) for c in columns) for r in rows]
+        filters[split] = {"keep_keys": keys, "key_columns": columns}
+    return filters
 
 
 def load_ucf101(data_args) -> LoadedBenchmark:
     info = protocol("ucf101")
     source = SOURCES["ucf101"]
-    splits, kind, provenance = fetch_splits(source, data_args)
+    wanted = [source.train_split, source.test_split]
+    splits, kind, provenance = fetch_splits(source, data_args, wanted, _ucf_hub_filters(source, data_args, wanted))
     image_column, label_column = _columns(source, kind, data_args)
-    lookup = _lookup([[n] for n in info["class_names"]])
+    aliases = LABEL_ALIASES.get("ucf101", {})
+    lookup = _lookup([[n] for n in info["class_names"]], aliases)
     out = {}
     for role, split in (("training", source.train_split), ("test", source.test_split)):
         raw = _pick_split(splits, split, "ucf101", role, aliases=("validation", "val") if role == "test" else ())
         where = f"ucf101 {split} split"
         check_columns(raw, (image_column, label_column), where)
-        native, identity = native_label_array(raw, label_column, lookup, info["num_classes"], where)
+        native, identity = native_label_array(raw, label_column, lookup, info["num_classes"], where,
+                                              class_names=info["class_names"], aliases=aliases)
         out[role] = with_native_labels(raw, label_column, native, identity, rows=_middle_frame_rows(raw, native))
     (train, train_label), (test, test_label) = out["training"], out["test"]
     train, test, label_column = _align(train, test, train_label, test_label)
@@ -476,8 +469,9 @@ def _imagenet_r_split(dataset, image_column, native, mode: str):
         if mode == "rapf":
             raise DataError(
                 f"imagenet_r_split='rapf' needs the original file names to match RAPF's list, but {reason}. "
-                "Use the original layout: download imagenet-r.tar (it is in the axiong/imagenet-r repo, or from "
-                "the ImageNet-R authors), extract it and pass --data_dir .../imagenet-r; or use "
+                "Use the original layout: download imagenet-r.tar (in the axiong/imagenet-r repo only at the pinned "
+                f"commit {SOURCES['imagenet_r'].revision}, not on main; or from the ImageNet-R authors), extract "
+                "it and pass --data_dir .../imagenet-r; or use "
                 "--imagenet_r_split stratified."
             )
     rows_of_class = [np.flatnonzero(native == c) for c in range(len(wnids))]
@@ -499,7 +493,7 @@ def _imagenet_r_split(dataset, image_column, native, mode: str):
 def load_imagenet_r(data_args) -> LoadedBenchmark:
     info = protocol("imagenet_r")
     source = SOURCES["imagenet_r"]
-    splits, kind, provenance = fetch_splits(source, data_args)
+    splits, kind, provenance = fetch_splits(source, data_args, splits=[source.test_split])
     image_column, label_column = _columns(source, kind, data_args)
     lookup = _lookup([[wnid, name] for wnid, name in zip(info["wnids"], info["class_names"])])
     n = info["num_classes"]
@@ -581,24 +575,48 @@ class ZeroShotSet:
 class ZeroShotSpec:
     name: str
     description: str
-    name_of_label: object  # callable: ClassLabel name -> class name for the prompt
+    name_of_label: object  # callable: the ClassLabel's names -> class names for the prompts, by label id
 
 
 def _imagenet_name(label_name: str) -> str:
+    """ImageNet's first synonym ('tench, Tinca tinca' -> 'tench'): not used for prompts any more (it names
+    two classes 'crane' and two 'maillot'); kept for callers that want the Hub's short name."""
     return label_name.split(",")[0].strip()
 
 
+def clip_imagenet_names() -> list[str]:
+    """CLIP's curated ImageNet-1k class names (openai/CLIP's prompt-engineering notebook), by class id,
+    with the two names its list repeats made distinct (see the asset's notes)."""
+    return list(protocol("imagenet1k")["class_names"])
+
+
+def _by_index(names_source):
+    """Class names by label id from a shipped list (the Hub names are only checked for their count)."""
+    def name_of(feature_names):
+        names = names_source()
+        if len(feature_names) != len(names):
+            raise DataError(f"the label column has {len(feature_names)} classes, the shipped names {len(names)}")
+        return names
+    return name_of
+
+
+def _hub_names(feature_names):
+    return list(feature_names)
+
+
 ZERO_SHOT_SETS = {
-    "food101": ZeroShotSpec("food101", "Food-101 validation (25,250 images, 101 classes)", lambda n: n),
-    "oxford_pets": ZeroShotSpec("oxford_pets", "Oxford-IIIT Pets test (3,669 images, 37 classes)", lambda n: n),
-    "imagenet1k": ZeroShotSpec("imagenet1k", "ImageNet-1k validation (50,000 images, 1,000 classes)", _imagenet_name),
+    "food101": ZeroShotSpec("food101", "Food-101 validation (25,250 images, 101 classes)", _hub_names),
+    "oxford_pets": ZeroShotSpec("oxford_pets", "Oxford-IIIT Pets test (3,669 images, 37 classes)", _hub_names),
+    "imagenet1k": ZeroShotSpec("imagenet1k", "ImageNet-1k validation (50,000 images, 1,000 classes, CLIP's names)",
+                               _by_index(clip_imagenet_names)),
 }
 
 
 def load_zero_shot_set(name: str, data_dir: str | None = None, revision: str | None = None,
                        template: str = RAPF_TEMPLATE, max_images: int | None = None) -> ZeroShotSet:
-    """A zero-shot evaluation set: its evaluation split, class names from its ClassLabel feature (the
-    first synonym for ImageNet-1k), the prompt template (RAPF's by default)."""
+    """A zero-shot evaluation set: only its evaluation split is fetched (and only ``max_images`` rows of
+    it when given); class names from its ClassLabel feature (CLIP's curated names for ImageNet-1k); the
+    prompt template (RAPF's by default)."""
     if name not in ZERO_SHOT_SETS:
         raise DataError(f"unknown zero-shot set '{name}'; known: {', '.join(sorted(ZERO_SHOT_SETS))}")
     spec, source = ZERO_SHOT_SETS[name], SOURCES[name]
@@ -608,16 +626,16 @@ def load_zero_shot_set(name: str, data_dir: str | None = None, revision: str | N
 
     args = _Args()
     args.data_dir, args.dataset_revision = data_dir, revision
-    splits, kind, _ = fetch_splits(source, args)
+    splits, kind, _ = fetch_splits(source, args, splits=[source.test_split], max_rows=max_images)
     image_column, label_column = ("image", "label") if kind == "folder" else (source.image_column, source.label_column)
     dataset = _pick_split(splits, source.test_split, name, "evaluation", aliases=("test", "validation", "val"))
     check_columns(dataset, (image_column, label_column), f"zero-shot set {name}")
     feature = dataset.features[label_column]
     if not isinstance(feature, datasets.ClassLabel):
         raise DataError(f"zero-shot set {name}: column '{label_column}' must be a ClassLabel with the class names")
-    if max_images is not None:
-        dataset = dataset.select(range(min(max_images, len(dataset))))
-    names = [spec.name_of_label(n) for n in feature.names]
+    if max_images is not None and len(dataset) > max_images:
+        dataset = dataset.select(range(max_images))
+    names = [str(n) for n in spec.name_of_label(feature.names)]
     return ZeroShotSet(name, dataset, names, template, image_column, label_column)
 
 
@@ -664,6 +682,6 @@ def evaluate_zero_shot_sets(model, image_processor, tokenizer, names=tuple(ZERO_
 
 __all__ = [
     "BENCHMARKS", "CARDS", "SOURCES", "ZERO_SHOT_SETS", "HubSource", "ZeroShotSet", "evaluate_zero_shot",
-    "evaluate_zero_shot_sets", "fetch_splits", "load_zero_shot_set", "normalise_name", "protocol",
+    "evaluate_zero_shot_sets", "fetch_splits", "load_zero_shot_set", "normalise_name", "protocol", "clip_imagenet_names",
     "rapf_imagenet_r_split", "stratified_test_positions",
 ]
