@@ -90,17 +90,17 @@ class PushIncompleteError(RuntimeError):
 
 
 def _ablate(args, overrides):
-    from .ablation import run_ablation
+    from .ablation import ABLATION_ORDER, run_ablation
     from .config import VARIANTS
 
     recipe = load_recipe(args.config or default_recipe())
-    variants = args.variants.split(",") if args.variants else VARIANTS
+    variants = args.variants.split(",") if args.variants else ABLATION_ORDER
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise RecipeError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")
     if args.seeds < 1:
         raise RecipeError(f"--seeds must be >= 1, got {args.seeds}")
-    run_ablation(recipe, overrides, args.seeds, args.output_dir, variants)
+    run_ablation(recipe, overrides, args.seeds, args.output_dir, variants, convention=args.metrics)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
     ablate.add_argument("--seeds", type=int, default=3, help="seeds per variant (0..N-1)")
     ablate.add_argument("--output_dir", default="outputs/ablation", help="where runs and tables go")
-    ablate.add_argument("--variants", help="comma-separated subset of variants (default: all)")
+    ablate.add_argument("--variants", help="comma-separated subset of variants (default: all, the paper's ladder first)")
+    ablate.add_argument("--metrics", choices=("textbook", "continuum"), default="textbook",
+                        help="forgetting/BWT/FWT convention of the printed table (both are written)")
     ablate.add_argument("--debug", action="store_true", help="show full tracebacks")
     ablate.set_defaults(handler=_ablate)
     return parser

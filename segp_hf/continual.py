@@ -219,8 +219,8 @@ class ContinualRunner:
         from .modeling import adapter_disabled
         from .retention import measure_retention
 
-        processor = CLIPImageProcessor.from_pretrained(resolve_model_path(self.model_args.model_name_or_path),
-                                                       revision=self.model_args.model_revision)
+        processor = build_image_processor(resolve_model_path(self.model_args.model_name_or_path),
+                                          self.model_args.model_revision, mode=self.data_args.image_preprocessing)
         self.model.to(self.config.device)
         args = (processor, self.tokenizer, self.data_args, self.config.per_device_eval_batch_size, self.config.device)
         if not pretrained:
@@ -366,6 +366,8 @@ class ContinualRunner:
         first = self.resume()
         if self.data_args.zero_shot_sets and self.is_main_process:
             self.retention_baseline()
+            if first == self.data_args.num_tasks and self.retention_after is None:
+                self.retention_after = self.measure_retention(pretrained=False)  # a finished run saved without it
         for task in range(first, self.data_args.num_tasks):
             logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])
             self.run_task(task)
