@@ -380,15 +380,16 @@ class LoadedTask:
     @torch.no_grad()
     def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Dual-path logits (images x seen classes), exactly as the run's evaluation scores them."""
-        from .modeling import encode_images
+        from .modeling import encode_images, float32_heads
         from .prototypes import dual_path_logits
 
         embeds, raw = encode_images(self.model, pixel_values.to(self.device), self.raw_feature)
         prototypes = self.prototypes
-        if not self.beta or prototypes is None or prototypes.shape[0] < len(self.class_names):
-            return dual_path_logits(embeds, self.text_embeddings(), raw, None, self.logit_scale, beta=0.0)
-        prototypes = prototypes[: len(self.class_names)].to(raw.device)
-        return dual_path_logits(embeds, self.text_embeddings(), raw, prototypes, self.logit_scale, self.beta)
+        with float32_heads(raw.device):  # as in training: scores in float32 even under a caller's autocast
+            if not self.beta or prototypes is None or prototypes.shape[0] < len(self.class_names):
+                return dual_path_logits(embeds, self.text_embeddings(), raw, None, self.logit_scale, beta=0.0)
+            prototypes = prototypes[: len(self.class_names)].to(raw.device)
+            return dual_path_logits(embeds, self.text_embeddings(), raw, prototypes, self.logit_scale, self.beta)
 
     def predict(self, images, batch_size: int = 64) -> TaskPrediction:
         """PIL images (or a ``pixel_values`` tensor) -> predicted class positions and names."""
