@@ -309,3 +309,64 @@ def test_vit_b16_has_the_papers_3_44m_trainable_parameters():
         model = get_peft_model(CLIPModel(config), lora_config(32))
     freeze_lora_A(model)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 3_440_640
+
+
+# ------------------------------------------------------------------------------- float32 heads under bf16
+def _close_call_embeddings(images=256, classes=8, seed=0):
+    """Embeddings whose logits (scale 100) lie near 69-82 with many top-2 margins below bf16's step of 0.5
+    there: t_j = (u + w_j)/sqrt(2), x = normalise(u + sum_j b_j w_j) with b_j in [0, 0.2]."""
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.eye(classes + 1, dtype=torch.float64)
+    text = (basis[0] + basis[1:]) / math.sqrt(2)
+    betas = 0.2 * torch.rand(images, classes, generator=g, dtype=torch.float64)
+    image = F.normalize(basis[0] + betas @ basis[1:], dim=-1)
+    return image.float(), text.float()
+
+
+def _margins(logits):
+    top2 = logits.topk(2, dim=-1).values
+    return top2[:, 0] - top2[:, 1]
+
+
+def test_bf16_predictions_equal_float32_ones_where_the_margin_exceeds_float_rounding(
+        tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    import segp_hf.trainer as trainer_module
+
+    image, text = _close_call_embeddings()
+    reference = (100.0 * image.double() @ text.double().T)  # float64 truth
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what a bf16 head would compute
+        bf16_head = 100.0 * image @ text.T
+    assert (bf16_head.argmax(-1) != reference.argmax(-1)).any(), "the data must be able to catch a bf16 head"
+
+    model, config, scenario, state, train = _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=0, bf16=True)
+    trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator,
+                          task_state=state)
+    with trainer.autocast_smart_context_manager():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    state.logit_scale = 100.0
+    state.bounds = (0, text.shape[0])
+    state.text_inputs = {k: v[:1].expand(text.shape[0], -1) for k, v in state.text_inputs.items()}
+    monkeypatch.setattr(trainer_module, "encode_images", lambda m, pixels, raw_feature="pre_projection": (image, image))
+    monkeypatch.setattr(trainer_module, "encode_texts", lambda m, **inputs: text)
+    batch = {"pixel_values": torch.zeros(len(image), 3, 16, 16), "labels": reference.argmax(-1)}
+    _, logits, _ = trainer.prediction_step(model, batch, prediction_loss_only=False)
+    assert logits.dtype == torch.float32
+    decided = _margins(reference) > 1e-4  # above float32 rounding of logits near 80
+    assert decided.float().mean() > 0.9
+    assert torch.equal(logits.argmax(-1)[decided], reference.argmax(-1)[decided])
+    # the training loss too: CE over float32 logits
+    with trainer.compute_loss_context_manager():
+        loss = trainer.compute_loss(model, batch)
+    expected = F.cross_entropy(reference, batch["labels"])
+    assert loss.dtype == torch.float32
+    assert abs(float(loss) - float(expected)) < 1e-5
+
+
+def test_tower_outputs_are_float32_under_autocast(tiny_clip_dir):
+    from segp_hf.modeling import build_lora_clip, encode_images
+
+    model = build_lora_clip(tiny_clip_dir, r=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        embeds, raw = encode_images(model, torch.randn(2, 3, 16, 16))
+        text = encode_texts(model, torch.tensor([[2, 5, 3]]), torch.ones(1, 3, dtype=torch.long))
+    assert embeds.dtype == raw.dtype == text.dtype == torch.float32
