@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
 from .anchors import dpgd_attack, select_seeds
+from .data.pixel_cache import model_pixels
 from .losses import tsgr_neighbours
 from .modeling import adapter_disabled, encode_images, encode_texts, image_encoder
 from .prototypes import class_sums, transfer_prototypes
@@ -46,12 +47,13 @@ def _loader(dataset, collator, batch_size):
 
 
 @torch.no_grad()
-def encode_dataset(model, dataset, collator, batch_size, raw_feature):
-    """Projected embeddings, raw features and labels of every image of ``dataset``, in order."""
+def encode_dataset(model, dataset, collator, batch_size, raw_feature, normalizer=None):
+    """Projected embeddings, raw features and labels of every image of ``dataset``, in order (``normalizer``:
+    the run's PixelNormalizer, for cached uint8 batches)."""
     device = _device_of(model)
     embeds, raws, labels = [], [], []
     for batch in _loader(dataset, collator, batch_size):
-        embed, raw = encode_images(model, batch["pixel_values"].to(device), raw_feature)
+        embed, raw = encode_images(model, model_pixels(batch["pixel_values"], device, normalizer), raw_feature)
         embeds.append(embed)
         raws.append(raw)
         labels.append(batch["labels"].to(device))
@@ -67,7 +69,7 @@ def build_anchors(model, state: TaskState, args, old_text: torch.Tensor, image_e
     encoder = image_encoder(model, args.raw_feature)
     pixels, logits, raws = [], [], []
     for chunk in torch.split(torch.arange(len(indices)), args.dpgd_batch_size):
-        seeds = state.train_dataset[indices[chunk].tolist()]["pixel_values"].to(device)
+        seeds = model_pixels(state.train_dataset[indices[chunk].tolist()]["pixel_values"], device, state.pixel_normalizer)
         chunk_targets = targets[chunk].to(device)
         anchors = dpgd_attack(
             encoder, seeds, chunk_targets, old_text, prototypes, logit_scale=state.logit_scale,
@@ -136,7 +138,8 @@ def prepare_teacher_targets(model, task_state: TaskState, args):
         with torch.no_grad():
             old_text = encode_texts(model, **task_state.seen_text_inputs(device, torch.arange(start)))
         embeds, _, _ = encode_dataset(
-            model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
+            model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature,
+            task_state.pixel_normalizer,
         )
         # Every rank builds the same anchors from the whole task (deterministic: same weights, same
         # images, no randomness); rank 0's are then broadcast so all ranks distil on identical targets.
@@ -184,7 +187,7 @@ def update_prototypes(model, task_state: TaskState, args):
                 for pixels in torch.split(anchors.pixel_values, args.per_device_eval_batch_size)
             ])
         task_state.prototypes = transfer_prototypes(
-            task_state.prototypes, anchors.teacher_raw, student_raw, anchors.targets,
+            task_state.prototypes.to(student_raw.device), anchors.teacher_raw, student_raw, anchors.targets,
             temperature=args.prototype_temperature, mode=args.prototype_transfer,
         )
     # Class means from sums and counts: under several processes each rank encodes its shard of the task's
@@ -195,7 +198,8 @@ def update_prototypes(model, task_state: TaskState, args):
         dataset = dataset.select(range(rank, len(dataset), world))
     if len(dataset):
         _, raws, labels = encode_dataset(
-            model, dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
+            model, dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature,
+            task_state.pixel_normalizer,
         )
         sums, counts = class_sums(raws, labels - start, end - start)
     else:

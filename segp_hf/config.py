@@ -83,6 +83,17 @@ class DataArguments:
     eval_future_tasks: bool = field(
         default=True, metadata={"help": "Also evaluate tasks not learnt yet (zero-shot), needed for FWT."}
     )
+    pixel_cache: str = field(
+        default="memory",
+        metadata={"help": "Decode, resize and crop each image once per run and keep the uint8 pixels: 'memory', "
+                  "'disk' (a memory-mapped file under output_dir) or 'off' (decode at every use). Model inputs are "
+                  "bit-identical in all three."},
+    )
+    pixel_cache_budget_gb: float = field(
+        default=8.0,
+        metadata={"help": "Most memory the pixel cache may take per process (GB); beyond it the cache goes to disk, "
+                  "then off, with a warning."},
+    )
     eval_task_incremental: bool = field(
         default=False,
         metadata={"help": "Also score every seen task over its own classes only (task-incremental accuracy): "
