@@ -70,6 +70,18 @@ def test_cached_pixels_are_bit_identical_to_the_processor(size, fmt, tmp_path):
     assert not list(tmp_path.glob("*.u8"))  # disk stores are removed with the cache
 
 
+def test_arithmetic_normalising_is_used_only_where_it_equals_the_table():
+    processor = CLIPImageProcessor()
+    exact = PixelNormalizer.from_processor(processor)
+    assert exact.exact_arithmetic()  # (x / 255 - mean) / std in float32 reproduces CLIP's processor here
+    pixels = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(exact(pixels), PixelNormalizer(exact.table.view(3, 256))(pixels))
+    # a formula that misses the table by one float32 step somewhere is refused: the table is used
+    wrong = PixelNormalizer(exact.table.view(3, 256), 255.0, processor.image_mean, [0.2686, 0.2613, 0.2758])
+    assert not wrong.exact_arithmetic()
+    assert torch.equal(wrong(pixels), exact(pixels))
+
+
 def test_normalizer_passes_float_input_and_refuses_uint8_without_one():
     table = torch.arange(768, dtype=torch.float32).reshape(3, 256)
     normalizer = PixelNormalizer(table)
