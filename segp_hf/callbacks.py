@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
 from .anchors import dpgd_attack, select_seeds
+from .data.pixel_cache import model_pixels
 from .losses import tsgr_neighbours
 from .modeling import adapter_disabled, encode_images, encode_texts, image_encoder
 from .prototypes import class_sums, transfer_prototypes
@@ -41,17 +42,38 @@ def broadcast_from_main(*tensors: torch.Tensor) -> None:
             torch.distributed.broadcast(tensor, src=0)
 
 
+def shard_bounds(count: int, rank: int, world: int) -> tuple[int, int]:
+    """This rank's contiguous share [lo, hi) of ``count`` items (sizes differ by at most one)."""
+    return count * rank // world, count * (rank + 1) // world
+
+
+def gather_shards(local: torch.Tensor, count: int) -> torch.Tensor:
+    """Every rank's ``shard_bounds`` rows of a (count, ...) tensor, concatenated in rank order on every rank
+    (padded to equal sizes for all_gather, then trimmed); the local tensor itself outside torch.distributed."""
+    rank, world = distributed_world()
+    if world == 1:
+        return local
+    sizes = [shard_bounds(count, r, world) for r in range(world)]
+    most = max(max(hi - lo for lo, hi in sizes), 1)
+    padded = local.new_zeros((most, *local.shape[1:]))
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in range(world)]
+    torch.distributed.all_gather(parts, padded.contiguous())
+    return torch.cat([part[: hi - lo] for part, (lo, hi) in zip(parts, sizes)])
+
+
 def _loader(dataset, collator, batch_size):
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
 
 
 @torch.no_grad()
-def encode_dataset(model, dataset, collator, batch_size, raw_feature):
-    """Projected embeddings, raw features and labels of every image of ``dataset``, in order."""
+def encode_dataset(model, dataset, collator, batch_size, raw_feature, normalizer=None):
+    """Projected embeddings, raw features and labels of every image of ``dataset``, in order (``normalizer``:
+    the run's PixelNormalizer, for cached uint8 batches)."""
     device = _device_of(model)
     embeds, raws, labels = [], [], []
     for batch in _loader(dataset, collator, batch_size):
-        embed, raw = encode_images(model, batch["pixel_values"].to(device), raw_feature)
+        embed, raw = encode_images(model, model_pixels(batch["pixel_values"], device, normalizer), raw_feature)
         embeds.append(embed)
         raws.append(raw)
         labels.append(batch["labels"].to(device))
@@ -62,12 +84,15 @@ def build_anchors(model, state: TaskState, args, old_text: torch.Tensor, image_e
     """Seed scoring on the teacher, then DPGD toward each old class's text and visual prototype."""
     indices, targets = select_seeds(image_embeds, old_text, args.anchors_per_class)
     device = _device_of(model)
+    # Several processes: each attacks its contiguous share of the anchors, then all shares are gathered.
+    rank, world = distributed_world()
+    lo, hi = shard_bounds(len(indices), rank, world)
     use_visual = state.switches.dpgd_visual and state.prototypes is not None
     prototypes = state.prototypes.to(device) if use_visual else torch.zeros(old_text.shape[0], 1, device=device)
     encoder = image_encoder(model, args.raw_feature)
     pixels, logits, raws = [], [], []
-    for chunk in torch.split(torch.arange(len(indices)), args.dpgd_batch_size):
-        seeds = state.train_dataset[indices[chunk].tolist()]["pixel_values"].to(device)
+    for chunk in torch.split(torch.arange(lo, hi), args.dpgd_batch_size):
+        seeds = model_pixels(state.train_dataset[indices[chunk].tolist()]["pixel_values"], device, state.pixel_normalizer)
         chunk_targets = targets[chunk].to(device)
         anchors = dpgd_attack(
             encoder, seeds, chunk_targets, old_text, prototypes, logit_scale=state.logit_scale,
@@ -79,7 +104,21 @@ def build_anchors(model, state: TaskState, args, old_text: torch.Tensor, image_e
         pixels.append(anchors)
         logits.append(state.logit_scale * embeds @ old_text.T)
         raws.append(raw)
-    return AnchorSet(torch.cat(pixels), targets.to(device), torch.cat(logits), torch.cat(raws))
+    if not pixels:  # an empty share (more ranks than anchors): empty tensors of the right widths join the gather
+        pixels, logits, raws = _empty_anchor_share(model, args, old_text, device)
+    local = (torch.cat(pixels), torch.cat(logits), torch.cat(raws))
+    return AnchorSet(gather_shards(local[0], len(indices)), targets.to(device),
+                     gather_shards(local[1], len(indices)), gather_shards(local[2], len(indices)))
+
+
+def _empty_anchor_share(model, args, old_text, device):
+    from .modeling import clip_of
+
+    config = clip_of(model).config
+    size = config.vision_config.image_size
+    raw_width = config.vision_config.hidden_size if args.raw_feature == "pre_projection" else config.projection_dim
+    return ([torch.zeros(0, 3, size, size, device=device)], [torch.zeros(0, old_text.shape[0], device=device)],
+            [torch.zeros(0, raw_width, device=device)])
 
 
 class TrainingDivergedError(RuntimeError):
@@ -135,15 +174,21 @@ def prepare_teacher_targets(model, task_state: TaskState, args):
     if start > 0 and switches.acgd is not None and args.lambda_acgd:
         with torch.no_grad():
             old_text = encode_texts(model, **task_state.seen_text_inputs(device, torch.arange(start)))
-        embeds, _, _ = encode_dataset(
-            model, task_state.train_dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
-        )
-        # Every rank builds the same anchors from the whole task (deterministic: same weights, same
-        # images, no randomness); rank 0's are then broadcast so all ranks distil on identical targets.
+        # Seed scoring and DPGD are sharded across ranks and gathered: every rank then holds the same
+        # embeddings (in dataset order) and the same anchors, each computed once.
+        rank, world = distributed_world()
+        dataset = task_state.train_dataset
+        lo, hi = shard_bounds(len(dataset), rank, world)
+        if hi > lo:
+            embeds, _, _ = encode_dataset(
+                model, dataset.select(range(lo, hi)) if world > 1 else dataset, task_state.data_collator,
+                args.per_device_eval_batch_size, args.raw_feature, task_state.pixel_normalizer,
+            )
+        else:  # an empty share
+            embeds = torch.zeros(0, old_text.shape[1], device=device)
+        embeds = gather_shards(embeds, len(dataset))
         if switches.acgd == "anchors":
-            anchors = build_anchors(model, task_state, args, old_text, embeds)
-            broadcast_from_main(anchors.pixel_values, anchors.targets, anchors.teacher_logits, anchors.teacher_raw)
-            task_state.anchors = anchors
+            task_state.anchors = build_anchors(model, task_state, args, old_text, embeds)
         else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
             task_state.lwf_teacher_logits = (task_state.logit_scale * embeds @ old_text.T).contiguous()
             broadcast_from_main(task_state.lwf_teacher_logits)
@@ -184,7 +229,7 @@ def update_prototypes(model, task_state: TaskState, args):
                 for pixels in torch.split(anchors.pixel_values, args.per_device_eval_batch_size)
             ])
         task_state.prototypes = transfer_prototypes(
-            task_state.prototypes, anchors.teacher_raw, student_raw, anchors.targets,
+            task_state.prototypes.to(student_raw.device), anchors.teacher_raw, student_raw, anchors.targets,
             temperature=args.prototype_temperature, mode=args.prototype_transfer,
         )
     # Class means from sums and counts: under several processes each rank encodes its shard of the task's
@@ -195,7 +240,8 @@ def update_prototypes(model, task_state: TaskState, args):
         dataset = dataset.select(range(rank, len(dataset), world))
     if len(dataset):
         _, raws, labels = encode_dataset(
-            model, dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature
+            model, dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature,
+            task_state.pixel_normalizer,
         )
         sums, counts = class_sums(raws, labels - start, end - start)
     else:

@@ -101,6 +101,17 @@ class DataArguments:
         default=None, metadata={"help": "Local copies of the zero_shot_sets, one folder per set name (offline use)."}
     )
     zero_shot_max_images: int | None = field(default=None, metadata={"help": "Cap per zero-shot set, for quick runs."})
+    pixel_cache: str = field(
+        default="memory",
+        metadata={"help": "Decode, resize and crop each image once per run and keep the uint8 pixels: 'memory', "
+                  "'disk' (a memory-mapped file under output_dir) or 'off' (decode at every use). Model inputs are "
+                  "bit-identical in all three."},
+    )
+    pixel_cache_budget_gb: float = field(
+        default=8.0,
+        metadata={"help": "Most memory the pixel cache may take per process (GB); beyond it the cache goes to disk, "
+                  "then off, with a warning."},
+    )
     eval_task_incremental: bool = field(
         default=False,
         metadata={"help": "Also score every seen task over its own classes only (task-incremental accuracy): "

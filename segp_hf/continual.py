@@ -38,18 +38,22 @@ ZERO_SHOT_BEFORE_FILE = "zero_shot_before.json"  # the pretrained CLIP's zero-sh
 # Settings that may differ between an interrupted run and its resumption without changing results.
 RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size",
                     "hub_push_retries", "hub_push_backoff", "base_model_commit", "zero_shot_sets",
-                    "zero_shot_every_task", "zero_shot_data_dir", "zero_shot_max_images"}
+                    "zero_shot_every_task", "zero_shot_data_dir", "zero_shot_max_images",
+                    "pixel_cache", "pixel_cache_budget_gb"}  # the cache gives bit-identical inputs
 # What a branch (train --resume_from) must keep: the adapter's shape and the task sequence.
 BRANCH_FIXED_KEYS = {"model_name_or_path", "model_revision", "lora_r", "lora_alpha", "lora_target_modules",
                      "benchmark", "num_tasks", "class_order", "dataset_name", "imagenet_r_split", "prompt_template"}
 
 
-def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None):
-    """The task split and prompt template of a run (``benchmark`` overrides the registry, for tests)."""
+def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None, config=None):
+    """The task split and prompt template of a run (``benchmark`` overrides the registry, for tests);
+    ``config`` places the pixel cache (output_dir, DataLoader workers, rank)."""
     benchmark = benchmark or load_benchmark(data_args)
     processor = build_image_processor(resolve_model_path(model_args.model_name_or_path), model_args.model_revision,
                                       data_args.image_preprocessing)
-    scenario = scenario_for(benchmark, data_args, processor)
+    where = {} if config is None else {"cache_dir": config.output_dir, "workers": config.dataloader_num_workers,
+                                       "rank": config.process_index}
+    scenario = scenario_for(benchmark, data_args, processor, **where)
     return scenario, data_args.prompt_template or benchmark.template
 
 
@@ -93,7 +97,7 @@ class ContinualRunner:
         self.allow_changed_settings = allow_changed_settings
         self.switches = method_switches(config.variant)
         self.output_dir = Path(config.output_dir)
-        self.scenario, self.template = build_scenario(model_args, data_args, benchmark)
+        self.scenario, self.template = build_scenario(model_args, data_args, benchmark, config)
         self.run_config = ckpt.nan_to_none(
             {**config_to_dict(model_args, data_args, config), "prompt_template": self.template}
         )
@@ -115,6 +119,7 @@ class ContinualRunner:
             switches=self.switches,
             text_inputs=tokenize_prompts(tokenizer, prompts),
             logit_scale=logit_scale_of(self.model),
+            pixel_normalizer=self.scenario.pixel_normalizer,
         )
         num_tasks = data_args.num_tasks
         self.acc_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]
@@ -143,7 +148,10 @@ class ContinualRunner:
             if changed:
                 logger.warning("Continuing after %s with changed settings: %s", last, ", ".join(changed))
         ckpt.load_adapter_weights(self.model, last)
-        self.state.prototypes = ckpt.load_prototypes(last)
+        prototypes = ckpt.load_prototypes(last)
+        # On the device the Trainer trains on (the model is still on the CPU here): the next task mixes them
+        # with the model's features, and CPU prototypes crashed a resumed GPU run there.
+        self.state.prototypes = None if prototypes is None else prototypes.to(self.training_device())
         for task in range(done):
             saved = ckpt.read_json(ckpt.task_dir(self.output_dir, task) / ckpt.METRICS_FILE)
             self.acc_matrix[task] = ckpt.none_to_nan(saved["acc_row"])
@@ -153,6 +161,10 @@ class ContinualRunner:
             self.retention_after = saved.get("zero_shot_after", self.retention_after)
         logger.info("Resuming after task %d from %s", done - 1, last)
         return done
+
+    def training_device(self) -> torch.device:
+        """Where the Trainer puts the model (TrainingArguments.device: this rank's GPU, or the CPU)."""
+        return torch.device(self.config.device)
 
     # -------------------------------------------------------------------- tasks
     def task_args(self, task: int):

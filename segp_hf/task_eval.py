@@ -53,7 +53,7 @@ def evaluate_checkpoint(ref: str, recipe: dict | None = None, overrides: list[st
                 f"the checkpoint's ({loaded.class_names[:5]}...); use the same benchmark and class_order"
             )
         state = TaskState(switches=method_switches(config.variant), text_inputs=loaded.text_inputs,
-                          logit_scale=loaded.logit_scale)
+                          logit_scale=loaded.logit_scale, pixel_normalizer=scenario.pixel_normalizer)
         state.prototypes = loaded.prototypes
         state.begin_task(task, scenario.bounds[task], None, default_data_collator)
         state.eval_classes = torch.arange(end)

@@ -45,6 +45,7 @@ class TaskState:
     lwf_teacher_logits: torch.Tensor | None = None  # (train images, old classes), LwF variant
     teacher_ready: bool = False  # the targets above are computed for the current task
     eval_classes: torch.Tensor | None = None  # class positions scored at evaluation
+    pixel_normalizer: object = None  # data.pixel_cache.PixelNormalizer: cached uint8 batches -> model input
     extra: dict = field(default_factory=dict)
 
     @property

@@ -218,6 +218,14 @@ class SeGPTrainer(Trainer):
                 state.logit_scale, self.args.beta,
             )
 
+    def _prepare_inputs(self, inputs):
+        # Cached batches carry uint8 pixels: normalised here, on the model's device (data/pixel_cache.py).
+        inputs = super()._prepare_inputs(inputs)
+        normalizer = self.task_state.pixel_normalizer
+        if normalizer is not None and "pixel_values" in inputs:
+            inputs["pixel_values"] = normalizer(inputs["pixel_values"])
+        return inputs
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         state = self.task_state

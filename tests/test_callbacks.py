@@ -29,11 +29,11 @@ def test_teacher_targets_before_task_two(tiny_clip_dir, tiny_benchmark, tmp_path
     assert len(anchors) == config.anchors_per_class * state.start
     assert anchors.targets.tolist() == [0, 0, 1, 1]
     with torch.no_grad():
-        embeds, _, _ = encode_dataset(model, train, state.data_collator, 16, "pre_projection")
+        embeds, _, _ = encode_dataset(model, train, state.data_collator, 16, "pre_projection", state.pixel_normalizer)
         old_text = encode_texts(model, **state.seen_text_inputs("cpu", torch.arange(state.start)))
         adv_embeds, adv_raw = encode_images(model, anchors.pixel_values)
     # each anchor stays within epsilon of one of the current-task images seeded for its class
-    seeds = torch.stack([train[i]["pixel_values"] for i in range(len(train))])
+    seeds = state.pixel_normalizer(torch.stack([train[i]["pixel_values"] for i in range(len(train))]))
     scores = old_text @ embeds.T
     for a, target in enumerate(anchors.targets.tolist()):
         rank = a % config.anchors_per_class
@@ -54,7 +54,7 @@ def test_teacher_targets_before_task_two(tiny_clip_dir, tiny_benchmark, tmp_path
 def test_prototypes_after_tasks(tiny_clip_dir, tiny_benchmark, tmp_path):
     model, config, scenario, state, train = _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=0)
     PrototypeCallback(state).on_train_end(config, TrainerState(), TrainerControl(), model=model)
-    _, raws, labels = encode_dataset(model, train, state.data_collator, 16, "pre_projection")
+    _, raws, labels = encode_dataset(model, train, state.data_collator, 16, "pre_projection", state.pixel_normalizer)
     expected = torch.stack([raws[labels == c].mean(0) for c in range(2)])
     torch.testing.assert_close(state.prototypes, expected)
 
@@ -71,5 +71,5 @@ def test_prototypes_after_tasks(tiny_clip_dir, tiny_benchmark, tmp_path):
     assert state.prototypes.shape == (4, 32)
     torch.testing.assert_close(state.prototypes[:2], moved)
     assert not torch.allclose(state.prototypes[:2], old)
-    _, raws1, labels1 = encode_dataset(model, train1, state.data_collator, 16, "pre_projection")
+    _, raws1, labels1 = encode_dataset(model, train1, state.data_collator, 16, "pre_projection", state.pixel_normalizer)
     torch.testing.assert_close(state.prototypes[2:], torch.stack([raws1[labels1 == c].mean(0) for c in (2, 3)]))

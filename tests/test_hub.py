@@ -18,6 +18,7 @@ from segp_hf import checkpoints as ckpt
 from segp_hf import cli, hub
 from segp_hf.config import RecipeError, parse_config
 from segp_hf.continual import ContinualRunner, build_scenario, run_continual
+from segp_hf.data.pixel_cache import model_pixels
 
 REPO = "someone/segp-tiny"
 BENCH = "tiny-colours"
@@ -190,7 +191,8 @@ def _accuracy_row(loaded, scenario):
     for other in range(loaded.task + 1):
         test = scenario.test_dataset(other)
         batch = test[: len(test)]
-        predicted = loaded.predict(batch["pixel_values"]).indices
+        pixels = model_pixels(batch["pixel_values"], "cpu", scenario.pixel_normalizer)  # cached: uint8
+        predicted = loaded.predict(pixels).indices
         row.append(100.0 * float((predicted == batch["labels"]).float().mean()))
     return row
 
@@ -252,7 +254,7 @@ def test_load_task_by_revision_from_offline_cache(pushed_run, tiny_clip_dir, tin
         assert loaded.task == task and len(loaded.class_names) == 2 * (task + 1)
         assert _accuracy_row(loaded, scenario) == pytest.approx(results["acc_matrix"][task][: task + 1], abs=1e-9)
         local = hub.load_task(str(output_dir), task=task)
-        pixels = scenario.test_dataset(0)[:4]["pixel_values"]
+        pixels = model_pixels(scenario.test_dataset(0)[:4]["pixel_values"], "cpu", scenario.pixel_normalizer)
         torch.testing.assert_close(loaded.logits(pixels), local.logits(pixels))
     assert hub.load_task(REPO, cache_dir=tmp_path).task == 2  # no task: main = latest
     with pytest.raises(hub.TaskNotFoundError, match="task-5.*available: task-0, task-1, task-2"):

@@ -83,6 +83,7 @@ def _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, eval_merged, **overr
         switches=method_switches(config.variant),
         text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)),
         logit_scale=logit_scale_of(model),
+        pixel_normalizer=scenario.pixel_normalizer,
     )
     train = scenario.train_dataset(1)
     state.begin_task(1, scenario.bounds[1], train, default_data_collator)

@@ -28,6 +28,7 @@ def _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=1, **overrides):
         switches=method_switches(config.variant),
         text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)),
         logit_scale=logit_scale_of(model),
+        pixel_normalizer=scenario.pixel_normalizer,
     )
     train = scenario.train_dataset(task)
     state.begin_task(task, scenario.bounds[task], train, default_data_collator)
@@ -109,7 +110,7 @@ def test_prediction_step_returns_dual_path_logits(tiny_clip_dir, tiny_benchmark,
     batch = default_data_collator([train[i] for i in range(3)])
     _, logits, labels = trainer.prediction_step(model, batch, prediction_loss_only=False)
     with torch.no_grad():
-        embeds, raw = encode_images(model, batch["pixel_values"])
+        embeds, raw = encode_images(model, state.pixel_normalizer(batch["pixel_values"]))
         text = encode_texts(model, **state.seen_text_inputs("cpu"))
     expected = dual_path_logits(embeds, text, raw, state.prototypes, state.logit_scale, beta=0.5)
     torch.testing.assert_close(logits, expected)

@@ -89,9 +89,12 @@ def load_benchmark(data_args) -> LoadedBenchmark:
     return BENCHMARKS[name].loader(data_args)
 
 
-def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor):
-    """The class-incremental split of ``benchmark`` under a run's data settings."""
-    return ClassIncrementalScenario(
+def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor, cache_dir=None, workers: int = 0,
+                 rank: int = 0):
+    """The class-incremental split of ``benchmark`` under a run's data settings, with its pixel cache
+    (``data_args.pixel_cache``: memory / disk under ``cache_dir`` / off, within ``pixel_cache_budget_gb``;
+    ``workers``: the DataLoader workers that will fill it; ``rank``: names this process's disk store)."""
+    scenario = ClassIncrementalScenario(
         train=benchmark.train,
         test=benchmark.test,
         class_names=benchmark.class_names,
@@ -103,6 +106,16 @@ def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor):
         max_train_per_class=data_args.max_train_images_per_class,
         max_eval_per_class=data_args.max_eval_images_per_class,
     )
+    mode = getattr(data_args, "pixel_cache", "off")
+    if image_processor is not None and mode != "off":
+        from pathlib import Path
+
+        from .pixel_cache import plan_cache
+
+        directory = Path(cache_dir) / "pixel-cache" if cache_dir is not None else None
+        scenario.pixel_cache = plan_cache(mode, image_processor, scenario.cache_need_bytes(),
+                                          data_args.pixel_cache_budget_gb, directory, workers=workers, rank=rank)
+    return scenario
 
 
 def resolve_class_order(spec: str, benchmark: LoadedBenchmark) -> list[int]:

@@ -93,6 +93,7 @@ class ClassIncrementalScenario:
     label_column: str = "label"
     max_train_per_class: int | None = None
     max_eval_per_class: int | None = None
+    pixel_cache: object = None  # a pixel_cache.CachePlan; None: every image decoded at every use
     bounds: list[tuple[int, int]] = field(init=False)
 
     def __post_init__(self):
@@ -105,6 +106,7 @@ class ClassIncrementalScenario:
         self.position_of_label[self.class_order] = np.arange(len(self.class_order))
         self._train_labels = self._labels(self.train, "train")
         self._test_labels = self._labels(self.test, "test")
+        self._stores = {}  # split -> (PixelStore, slot of each split row or -1, source)
 
     def _labels(self, dataset, split):
         missing = [c for c in (self.image_column, self.label_column) if c not in dataset.column_names]
@@ -127,7 +129,7 @@ class ClassIncrementalScenario:
         """Number of classes seen once ``task`` is learnt (their positions are 0..end-1)."""
         return self.bounds[task][1]
 
-    def _subset(self, dataset, labels, task, cap, split, with_index=False):
+    def _rows(self, labels, task, cap, split, check=True) -> np.ndarray:
         native = self.classes_of_task(task)
         rows = np.flatnonzero(np.isin(labels, native))
         if cap is not None:
@@ -135,15 +137,95 @@ class ClassIncrementalScenario:
             rows.sort()
         present = set(labels[rows].tolist())
         empty = [self.class_names[c] for c in native if c not in present]
-        if empty:
+        if empty and check:
             raise DataError(f"task {task} has no {split} images for class(es) {empty}")
+        return rows
+
+    def _subset(self, dataset, labels, task, cap, split, with_index=False):
+        rows = self._rows(labels, task, cap, split)
         subset = dataset.select(rows)
         if isinstance(subset.features.get(self.image_column), datasets.Image):
             subset = subset.cast_column(self.image_column, datasets.Image(decode=False))  # decoded by decode_rgb
         if with_index:
             subset = subset.add_column("sample_index", np.arange(len(rows)))
+        if self.cached:
+            return self._cached_subset(subset, rows, split, task)
         transform = ImageLabelTransform(self.image_processor, self.position_of_label, self.image_column, self.label_column)
         return subset.with_transform(transform)
+
+    # ---------------------------------------------------------------------------- pixel cache
+    @property
+    def cached(self) -> bool:
+        return self.pixel_cache is not None and self.pixel_cache.mode != "off"
+
+    def cache_need_bytes(self) -> int:
+        """Pixels cached at once: the largest task's training images plus every task's test images."""
+        from .pixel_cache import pixel_shape, store_bytes
+
+        shape = pixel_shape(self.image_processor) if self.image_processor is not None else None
+        if shape is None:
+            return 0
+        # (unchecked: a task without images is reported when its data are first read, as without a cache)
+        train = max(len(self._rows(self._train_labels, t, self.max_train_per_class, "training", check=False))
+                    for t in range(self.num_tasks))
+        test = sum(len(self._rows(self._test_labels, t, self.max_eval_per_class, "test", check=False))
+                   for t in range(self.num_tasks))
+        return store_bytes(train + test, shape)
+
+    def _store_for(self, split, task):
+        """Training images: one store per task (replaced at the next task). Test images: one store for every
+        task's, kept for the run (each test set is evaluated after every task)."""
+        from .pixel_cache import PixelStore
+
+        key = "train" if split == "training" else "test"
+        if key == "test" and key in self._stores:
+            return self._stores[key]
+        if key == "train" and key in self._stores and self._stores[key][3] == task:
+            return self._stores[key]
+        if key in self._stores:
+            self._stores.pop(key)[0].close()
+        if key == "train":
+            labels, cap, source = self._train_labels, self.max_train_per_class, self.train
+            rows = self._rows(labels, task, cap, split)
+        else:
+            labels, cap, source = self._test_labels, self.max_eval_per_class, self.test
+            rows = np.unique(np.concatenate([self._rows(labels, t, cap, split) for t in range(self.num_tasks)]))
+        slot_of_row = np.full(len(labels), -1, dtype=np.int64)
+        slot_of_row[rows] = np.arange(len(rows))
+        plan = self.pixel_cache
+        path = plan.directory / f"{key}-rank{plan.rank}.u8" if plan.directory is not None else None
+        store = PixelStore(len(rows), plan.shape, plan.mode, path=path, shared=plan.shared)
+        source = source.select_columns([self.image_column])
+        if isinstance(source.features.get(self.image_column), datasets.Image):
+            source = source.cast_column(self.image_column, datasets.Image(decode=False))
+        self._stores[key] = (store, slot_of_row, rows, task, source)
+        return self._stores[key]
+
+    def _cached_subset(self, subset, rows, split, task):
+        from .pixel_cache import CachedImageLabelTransform
+
+        store, slot_of_row, store_rows, _, source = self._store_for(split, task)
+        subset = subset.add_column("pixel_slot", slot_of_row[rows])
+        transform = CachedImageLabelTransform(store, store_rows, source, self.image_processor, self.position_of_label,
+                                              self.image_column, self.label_column)
+        return subset.with_transform(transform)
+
+    @property
+    def pixel_normalizer(self):
+        """Turns cached uint8 batches into the model's input (None when nothing is cached)."""
+        if not self.cached:
+            return None
+        if "normalizer" not in self.__dict__:
+            from .pixel_cache import PixelNormalizer
+
+            self.__dict__["normalizer"] = PixelNormalizer.from_processor(self.image_processor)
+        return self.__dict__["normalizer"]
+
+    def close_cache(self):
+        """Drop every store (and its file, on disk)."""
+        for store, *_ in self._stores.values():
+            store.close()
+        self._stores.clear()
 
     def train_dataset(self, task: int, with_index: bool = False) -> datasets.Dataset:
         return self._subset(self.train, self._train_labels, task, self.max_train_per_class, "training", with_index)
