@@ -88,7 +88,7 @@ def test_returned_loss_is_ce_plus_weighted_acgd_and_tsgr(tiny_clip_dir, tiny_ben
                                             lambda_tsgr=2.0, tsgr_k=2)
     index = torch.tensor([1, 3, 4])
     trainer._anchor_batch = lambda: index
-    batch = default_data_collator([train[i] for i in range(4)])
+    batch = trainer._prepare_inputs(default_data_collator([train[i] for i in range(4)]))  # pixels normalised
     loss = trainer.compute_loss(model, batch)
     ce, acgd, tsgr = _expected_loss(model, state, batch, index, trainer.args)
     assert ce > 0.1 and acgd > 0.1 and tsgr > 0.01  # every term weighs in, so a dropped weight shows
@@ -100,7 +100,7 @@ def test_ce_runs_over_the_current_task_classes_by_default(tiny_clip_dir, tiny_be
     for name in ("cifar100", "imagenet_r", "imagenet_sub", "cub200", "ucf101"):
         assert load_recipe(f"segp_hf/recipes/{name}_10tasks.yaml")["cls_classes"] == "current"
     model, trainer, state, train = _trainer(tiny_clip_dir, tiny_benchmark, tmp_path, lambda_acgd=0.0, lambda_tsgr=0.0)
-    batch = default_data_collator([train[i] for i in range(4)])
+    batch = trainer._prepare_inputs(default_data_collator([train[i] for i in range(4)]))  # pixels normalised
     current = trainer.compute_loss(model, batch)
     ce_current, _, _ = _expected_loss(model, state, batch, torch.tensor([0]), trainer.args)
     ce_seen, _, _ = _expected_loss(model, state, batch, torch.tensor([0]), trainer.args, cls_classes="seen")
@@ -119,7 +119,7 @@ def test_acgd_gradient_reaches_lora_B_of_both_towers(tiny_clip_dir, tiny_benchma
     """The student scores anchors against its OWN text embeddings: ACGD's gradient must reach the text tower."""
     model, trainer, state, train = _trainer(tiny_clip_dir, tiny_benchmark, tmp_path, lambda_tsgr=0.0)
     trainer._anchor_batch = lambda: torch.tensor([0, 2, 5])
-    batch = default_data_collator([train[i] for i in range(4)])
+    batch = trainer._prepare_inputs(default_data_collator([train[i] for i in range(4)]))  # pixels normalised
     grads = {}
     for weight in (0.0, 1.0):
         model.zero_grad()
@@ -172,7 +172,7 @@ def _anchor_inputs(tiny_clip_dir, tiny_benchmark, tmp_path, **overrides):
     model.eval()
     state.prototypes = torch.randn(state.start, 32, generator=torch.Generator().manual_seed(4))
     old_text = encode_texts(model, **state.seen_text_inputs("cpu", torch.arange(state.start))).detach()
-    embeds, _, _ = encode_dataset(model, train, default_data_collator, 16, "pre_projection")
+    embeds, _, _ = encode_dataset(model, train, default_data_collator, 16, "pre_projection", state.pixel_normalizer)
     return model, config, state, old_text, embeds
 
 
@@ -217,7 +217,7 @@ def test_drift_transfer_moves_the_old_prototypes_by_the_anchor_drift(tiny_clip_d
             rho = F.cosine_similarity(teacher_raw[state.anchors.targets == c], old[c:c + 1]).mean().clamp(0, 1)
             expected_old.append(old[c] + rho * (weights[:, None] * drift).sum(0))
         train_pixels = default_data_collator([train[i] for i in range(len(train))])
-        raw_new = _raw(model, train_pixels["pixel_values"])
+        raw_new = _raw(model, state.pixel_normalizer(train_pixels["pixel_values"]))
         labels = train_pixels["labels"]
         expected_new = [raw_new[labels == c].mean(0) for c in range(state.start, state.end)]
     assert not torch.allclose(state.prototypes[: state.start], old)
