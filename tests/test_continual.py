@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 
 import pytest
@@ -26,13 +25,42 @@ def full_run(tiny_clip_dir, tiny_benchmark, tmp_path_factory):
     return output_dir, _run(tiny_clip_dir, tiny_benchmark, output_dir)
 
 
-def test_full_matrix_metrics_and_checkpoints(full_run):
+def _task_accuracy(loaded, benchmark, classes):
+    """Accuracy (%) of a loaded checkpoint on the test images of ``classes`` (native labels), scored by
+    ``LoadedTask.predict`` from PIL images: an independent path from the run's own evaluation."""
+    test = benchmark.test
+    rows = [i for i, label in enumerate(test["label"]) if label in classes]
+    prediction = loaded.predict([test[i]["image"] for i in rows])
+    truth = [loaded.class_order.index(test[i]["label"]) for i in rows]
+    return 100.0 * sum(p == t for p, t in zip(prediction.indices.tolist(), truth)) / len(rows)
+
+
+def _check_matrix_against_checkpoints(output_dir, results, benchmark, merge=False):
+    """Every seen entry of the accuracy matrix equals the accuracy of that task's saved checkpoint, and
+    every metric equals its definition applied to the matrix."""
+    from segp_hf import load_task
+    from segp_hf.metrics import continual_metrics
+
+    matrix = results["acc_matrix"]
+    for task in range(len(matrix)):
+        loaded = load_task(str(output_dir), task=task, merge=merge)
+        for other, (start, end) in enumerate(loaded.classes["task_bounds"]):
+            expected = _task_accuracy(loaded, benchmark, loaded.class_order[start:end])
+            assert matrix[task][other] == pytest.approx(expected, abs=1e-9), (task, other)
+    textbook = continual_metrics(matrix, task_weights=results["test_sizes"])
+    continuum = continual_metrics(matrix, task_weights=results["test_sizes"], convention="continuum")
+    for key in ("avg", "last", "forgetting", "bwt", "fwt"):
+        assert results[key] == pytest.approx(textbook[key])
+        assert results["metrics_continuum"][key] == pytest.approx(continuum[key])
+
+
+def test_full_matrix_metrics_and_checkpoints(full_run, tiny_benchmark):
     output_dir, results = full_run
     matrix = results["acc_matrix"]
     assert len(matrix) == 3 and all(len(row) == 3 for row in matrix)
     assert all(v is not None and 0 <= v <= 100 for row in matrix for v in row)  # future tasks too (FWT)
-    for key in ("avg", "last", "forgetting", "bwt", "fwt"):
-        assert results[key] is not None and math.isfinite(results[key])
+    assert results["test_sizes"] == [8, 8, 8]
+    _check_matrix_against_checkpoints(output_dir, results, tiny_benchmark)
     on_disk = json.loads((output_dir / "results.json").read_text())
     assert on_disk["acc_matrix"] == matrix
     assert (output_dir / "acc_matrix.png").stat().st_size > 0
@@ -46,6 +74,7 @@ def test_full_matrix_metrics_and_checkpoints(full_run):
         assert classes["class_order_seen"] == [3, 0, 5, 1, 4, 2][: 2 * (task + 1)]
         assert classes["class_names_seen"][0] == "yellow square"
         assert ckpt.load_prototypes(folder).shape == (2 * (task + 1), 32)
+        assert ckpt.read_json(folder / ckpt.CONFIG_FILE)["max_grad_norm"] == 0.0
     assert not list(output_dir.glob(".task-*"))  # no staging directory left behind
 
 
@@ -106,17 +135,50 @@ def test_a_setting_added_after_a_run_was_saved_counts_as_its_default(tiny_clip_d
         _run(tiny_clip_dir, tiny_benchmark, old_run, eval_task_incremental=True)
 
 
+# Which loss terms each variant logs in task 1 (its first task with old classes) and whether it keeps prototypes.
+VARIANT_TERMS = {
+    "zero-shot": None,  # nothing trains
+    "lora": {"loss_cls"},
+    "lwf": {"loss_cls", "loss_acgd"},
+    "lora+acgd": {"loss_cls", "loss_acgd"},
+    "lora+acgd+tsgr": {"loss_cls", "loss_acgd", "loss_tsgr"},
+    "lora+acgd+tsgr+proto": {"loss_cls", "loss_acgd", "loss_tsgr"},
+    "segp-cl-onlyclip": {"loss_cls", "loss_acgd", "loss_tsgr"},
+}
+
+
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "segp-cl"])  # segp-cl: full_run above
-def test_every_variant_runs(tiny_clip_dir, tiny_benchmark, tmp_path, variant):
+def test_every_variant_runs_its_own_parts(tiny_clip_dir, tiny_benchmark, tmp_path, variant, monkeypatch):
+    from segp_hf.trainer import SeGPTrainer
+
+    logged, anchors = [], []
+    original_log = SeGPTrainer.log
+
+    def spy(self, logs, *args, **kwargs):
+        result = original_log(self, logs, *args, **kwargs)  # adds the loss terms to logs
+        if "loss" in logs:
+            logged.append((self.task_state.task, set(logs)))
+            anchors.append((self.task_state.task, self.task_state.anchors is not None))
+        return result
+
+    monkeypatch.setattr(SeGPTrainer, "log", spy)
     results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, variant=variant, num_tasks=2)
     assert len(results["acc_matrix"]) == 2 and results["last"] is not None
     has_prototypes = (tmp_path / "task-1" / "prototypes.safetensors").exists()
     assert has_prototypes == method_switches(variant).prototypes
-    if variant == "zero-shot":  # nothing trains: the adapter stays at its zero-initialised B
+    expected = VARIANT_TERMS[variant]
+    if expected is None:  # nothing trains: the adapter stays at its zero-initialised B
         from safetensors.torch import load_file
 
+        assert logged == []
         weights = load_file(tmp_path / "task-1" / "adapter_model.safetensors")
         assert all(torch.count_nonzero(w) == 0 for k, w in weights.items() if "lora_B" in k)
+        return
+    terms = {name for task, keys in logged if task == 1 for name in keys if name.startswith("loss_")}
+    assert terms == expected
+    assert all(not has for task, has in anchors if task == 0)
+    assert all(has == (method_switches(variant).acgd == "anchors") for task, has in anchors if task == 1)
+    _check_matrix_against_checkpoints(tmp_path, results, tiny_benchmark)  # onlyclip: CLIP path only
 
 
 # ------------------------------------------------------------------ a kill inside a task

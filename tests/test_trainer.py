@@ -10,8 +10,7 @@ from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
 from segp_hf.config import method_switches, parse_config
 from segp_hf.continual import build_scenario
 from segp_hf.data.scenario import prompts_for, tokenize_prompts
-from segp_hf.modeling import build_lora_clip, encode_images, encode_texts, logit_scale_of
-from segp_hf.prototypes import dual_path_logits
+from segp_hf.modeling import build_lora_clip, logit_scale_of
 from segp_hf.task_state import AnchorSet, TaskState
 from segp_hf.trainer import SeGPTrainer
 
@@ -104,22 +103,36 @@ def test_only_lora_B_changes_over_a_whole_task(tiny_clip_dir, tiny_benchmark, tm
 
 
 def test_prediction_step_returns_dual_path_logits(tiny_clip_dir, tiny_benchmark, tmp_path):
+    """Expected logits rebuilt from CLIPModel's own outputs and the SPEC formula
+    s * cos(F(x), u_c) + beta * s * cos(h(x), p_c), not from our helpers."""
     model, config, scenario, state, train = _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=1)
     state.prototypes = torch.randn(state.end, 32, generator=torch.Generator().manual_seed(3))
     trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator, task_state=state)
-    batch = default_data_collator([train[i] for i in range(3)])
+    batch = trainer._prepare_inputs(default_data_collator([train[i] for i in range(3)]))
     _, logits, labels = trainer.prediction_step(model, batch, prediction_loss_only=False)
+    clip = model.get_base_model()
+    scale = float(clip.logit_scale.exp())
     with torch.no_grad():
-        embeds, raw = encode_images(model, state.pixel_normalizer(batch["pixel_values"]))
-        text = encode_texts(model, **state.seen_text_inputs("cpu"))
-    expected = dual_path_logits(embeds, text, raw, state.prototypes, state.logit_scale, beta=0.5)
-    torch.testing.assert_close(logits, expected)
+        image = clip.get_image_features(pixel_values=batch["pixel_values"]).pooler_output
+        raw = clip.vision_model(pixel_values=batch["pixel_values"]).pooler_output
+
+        def text_of(classes):
+            tokens = {k: v[classes] for k, v in state.text_inputs.items()}
+            return clip.get_text_features(**tokens).pooler_output
+
+        def cosine(a, b):
+            return (a / a.norm(dim=-1, keepdim=True)) @ (b / b.norm(dim=-1, keepdim=True)).T
+
+        seen = torch.arange(state.end)
+        expected = scale * cosine(image, text_of(seen)) + 0.5 * scale * cosine(raw, state.prototypes)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-4)
     assert logits.shape == (3, state.end)
     torch.testing.assert_close(labels, batch["labels"])
     # a future task (classes without prototypes) is scored by the CLIP path alone
     state.eval_classes = torch.tensor([0, 1, 2, 3, 4, 5])
     trainer._eval_text = None
     _, logits, labels = trainer.prediction_step(model, batch, prediction_loss_only=False)
-    text_all = encode_texts(model, **state.seen_text_inputs("cpu", state.eval_classes))
-    torch.testing.assert_close(logits, dual_path_logits(embeds, text_all, raw, None, state.logit_scale, beta=0.0))
+    with torch.no_grad():
+        expected = scale * cosine(image, text_of(state.eval_classes))
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(labels, batch["labels"])  # positions 2, 3 are columns 2, 3
