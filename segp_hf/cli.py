@@ -108,6 +108,8 @@ class _Commands:
         self.common.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     def add_parser(self, name, **kwargs):
+        # "resolve": a command that still declares its own --debug just replaces the shared one
+        kwargs.setdefault("conflict_handler", "resolve")
         return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
 
 

@@ -206,3 +206,24 @@ def test_readme_troubleshooting_is_the_table():
     section = text[text.index("## Troubleshooting"):]
     for rule in validation.RULES:
         assert f"| `{rule.setting}`" in section
+
+
+def test_a_new_command_inherits_the_error_handling(monkeypatch, capsys):
+    """A command added later (diagnose, report, ...) gets --debug and exit 2 for user errors without doing anything."""
+    from segp_hf.checkpoints import DamagedCheckpointError
+
+    build = cli.build_parser
+
+    def with_report():
+        parser = build()
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        report = commands.add_parser("report", parents=[cli._Commands(commands).common], conflict_handler="resolve")
+        report.set_defaults(handler=lambda args, overrides: (_ for _ in ()).throw(
+            DamagedCheckpointError("task-1: run/task-1/metrics.json is damaged (JSONDecodeError)")))
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", with_report)
+    code, err = _main(["report"], capsys)
+    assert code == 2 and err.strip() == "segp-hf: error: task-1: run/task-1/metrics.json is damaged (JSONDecodeError)"
+    with pytest.raises(DamagedCheckpointError):
+        cli.main(["report", "--debug"])
