@@ -13,14 +13,20 @@ folder is removed once ``task-k`` is saved.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from .config import RecipeError
+
+logger = logging.getLogger(__name__)
 
 TASK_PREFIX = "task-"
 PROTOTYPES_FILE = "prototypes.safetensors"
@@ -28,6 +34,10 @@ CLASSES_FILE = "classes.json"
 CONFIG_FILE = "segp_config.json"
 METRICS_FILE = "metrics.json"
 RESULTS_FILE = "results.json"
+ADAPTER_FILE = "adapter_model.safetensors"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+# What a complete task-k holds (prototypes only for variants that use them).
+TASK_FILES = (ADAPTER_CONFIG_FILE, ADAPTER_FILE, CLASSES_FILE, CONFIG_FILE, METRICS_FILE)
 
 
 TRAINER_DIR = ".trainer"
@@ -60,26 +70,105 @@ def remove_trainer_dir(output_dir, task: int) -> None:
 
 
 def last_trainer_checkpoint(folder: Path) -> Path | None:
-    """The newest complete ``checkpoint-N`` in ``folder``. The Trainer writes ``trainer_state.json``
-    last, so a checkpoint a kill cut short lacks it (or holds it truncated) and is skipped."""
+    """The newest intact ``checkpoint-N`` in ``folder``. The Trainer writes ``trainer_state.json`` last, so
+    a checkpoint a kill cut short lacks it (or holds it truncated); one with any file that does not read
+    back (truncated or corrupt weights, optimizer, scheduler, RNG state) is skipped too, with a warning
+    naming the file, and the next older one is used. No intact one (or the folder's settings unreadable):
+    None, and the task restarts from its beginning."""
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    if not (Path(folder) / CONFIG_FILE).is_file():
+    settings = Path(folder) / CONFIG_FILE
+    if not settings.is_file():
+        return None
+    if file_damage(settings):
+        logger.warning("%s is damaged (%s): the task restarts from its beginning", settings, file_damage(settings))
         return None
     steps = []
     for path in Path(folder).glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
         suffix = path.name.rsplit("-", 1)[-1]
-        if suffix.isdigit() and _readable_json(path / "trainer_state.json"):
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
             steps.append((int(suffix), path))
-    return max(steps)[1] if steps else None
+    for _, path in sorted(steps, reverse=True):
+        damaged = damaged_files(path)
+        if not damaged:
+            return path
+        logger.warning("Skipping the in-task checkpoint %s: %s is damaged (%s)", path, *damaged[0])
+    return None
 
 
-def _readable_json(path: Path) -> bool:
+# ------------------------------------------------------------------------------------- damaged files
+class DamagedCheckpointError(RecipeError):
+    """A checkpoint file that is there but does not read back (truncated or corrupt)."""
+
+
+def file_damage(path: Path) -> str | None:
+    """Why ``path`` does not read back, or None. JSON is parsed, safetensors' header is checked against
+    the file's length (a truncated file fails), torch's zip files (optimizer, scheduler, RNG state) have
+    every member's CRC checked. A flipped bit inside safetensors data cannot be seen (no checksum)."""
+    path = Path(path)
     try:
-        read_json(path)
-    except (OSError, ValueError):
-        return False
-    return True
+        if path.suffix == ".json":
+            read_json(path)
+        elif path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as handle:
+                list(handle.keys())
+        elif path.suffix in (".pt", ".pth", ".bin"):
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+            if bad is not None:
+                return f"member {bad} fails its CRC check"
+    except Exception as error:  # any failure to read back is damage; the caller names the file
+        return " ".join(f"{type(error).__name__}: {error}".split())[:200]
+    return None
+
+
+def damaged_files(folder: Path, required=()) -> list[tuple[str, str]]:
+    """``(file name, why)`` for each file of ``folder`` that does not read back, and each required one missing."""
+    folder = Path(folder)
+    problems = [(name, "missing") for name in required if not (folder / name).is_file()]
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.is_file() and not path.name.startswith("."):
+            why = file_damage(path)
+            if why:
+                problems.append((path.name, why))
+    return problems
+
+
+def verify_task(folder: Path, task: int, advice: str = "") -> None:
+    """Raise ``DamagedCheckpointError`` naming the first damaged or missing file of task ``task``'s folder."""
+    problems = damaged_files(folder, TASK_FILES)
+    if problems:
+        name, why = problems[0]
+        if not advice:
+            advice = (f"Earlier tasks are not affected: restore this file or use task-{task - 1}." if task > 0
+                      else "Restore this file (or fetch the task again).")
+        raise DamagedCheckpointError(f"task-{task}: {Path(folder) / name} is damaged ({why}). {advice}")
+
+
+def read_task_json(folder: Path, name: str, task: int | None = None):
+    """A JSON file of a task folder; a damaged one raises ``DamagedCheckpointError`` naming it and the task."""
+    path = Path(folder) / name
+    try:
+        return read_json(path)
+    except ValueError as error:
+        which = f"task-{task}" if task is not None else f"the checkpoint {folder}"
+        raise DamagedCheckpointError(f"{which}: {path} is damaged ({type(error).__name__}: {error})") from None
+
+
+def check_resumable(output_dir, done: int) -> None:
+    """Before resuming after task ``done - 1``: that task's files all read back, and every earlier task's
+    metrics. A damaged task is never skipped or deleted here: the message says how to resume from the one before."""
+    last = task_dir(output_dir, done - 1)
+    if done > 1:
+        advice = (f"Nothing was changed. To resume from task-{done - 2} instead, move {last} out of "
+                  f"{output_dir} (task-{done - 1} is then trained again) and rerun.")
+    else:
+        advice = f"Nothing was changed. To start the run over, move {last} out of {output_dir} and rerun."
+    verify_task(last, done - 1, advice)
+    for task in range(done - 1):
+        read_task_json(task_dir(output_dir, task), METRICS_FILE, task)
 
 
 def nan_to_none(value):

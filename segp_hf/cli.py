@@ -14,6 +14,7 @@ from importlib import resources
 from .callbacks import TrainingDivergedError
 from .config import RecipeError, known_keys, load_recipe, parse_config
 from .data.scenario import DataError
+from .validation import check_command
 
 USER_ERRORS = (RecipeError, DataError)
 
@@ -91,21 +92,29 @@ class PushIncompleteError(RuntimeError):
 
 def _ablate(args, overrides):
     from .ablation import ABLATION_ORDER, run_ablation
-    from .config import VARIANTS
 
     recipe = load_recipe(args.config or default_recipe())
     variants = args.variants.split(",") if args.variants else ABLATION_ORDER
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise RecipeError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")
-    if args.seeds < 1:
-        raise RecipeError(f"--seeds must be >= 1, got {args.seeds}")
     run_ablation(recipe, overrides, args.seeds, args.output_dir, variants, convention=args.metrics)
+
+
+class _Commands:
+    """Every subcommand gets ``--debug`` (and so the same error handling in ``main``)."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+        self.common = argparse.ArgumentParser(add_help=False)
+        self.common.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+    def add_parser(self, name, **kwargs):
+        # "resolve": a command that still declares its own --debug just replaces the shared one
+        kwargs.setdefault("conflict_handler", "resolve")
+        return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segp-hf", description="SeGP-CL continual learning of CLIP.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = _Commands(parser.add_subparsers(dest="command", required=True))
     train = commands.add_parser(
         "train",
         help="run the continual task sequence of a recipe",
@@ -113,7 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
         f"Settings: {', '.join(known_keys())}.",
     )
     train.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
-    train.add_argument("--debug", action="store_true", help="show full tracebacks")
     train.add_argument(
         "--dry_run", action="store_true",
         help="plan check: load the data and print the task plan (classes, image counts, prompts); no model, no training",
@@ -131,7 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--checkpoint", required=True, metavar="REPO_OR_DIR@task-K")
     evaluate.add_argument("--config", help="recipe YAML whose settings override the checkpoint's")
-    evaluate.add_argument("--debug", action="store_true", help="show full tracebacks")
     evaluate.set_defaults(handler=_eval)
     push = commands.add_parser("push", help="push every complete task of a local run to the Hub (task-k branches)")
     push.add_argument("output_dir")
@@ -140,7 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--retries", type=int, default=3, help="retries per failed call")
     push.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry (doubles)")
-    push.add_argument("--debug", action="store_true", help="show full tracebacks")
     push.set_defaults(handler=_push)
     ablate = commands.add_parser("ablate", help="run every variant over several seeds and tabulate")
     ablate.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
@@ -149,7 +155,6 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--variants", help="comma-separated subset of variants (default: all, the paper's ladder first)")
     ablate.add_argument("--metrics", choices=("textbook", "continuum"), default="textbook",
                         help="forgetting/BWT/FWT convention of the printed table (both are written)")
-    ablate.add_argument("--debug", action="store_true", help="show full tracebacks")
     ablate.set_defaults(handler=_ablate)
     return parser
 
@@ -158,17 +163,19 @@ def main(argv=None) -> int:
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    debug = getattr(args, "debug", False)
     try:
+        check_command(args.command, args)  # the command's own arguments, before any work
         args.handler(args, overrides)
     except USER_ERRORS as error:
-        if args.debug:
+        if debug:
             raise
         print(f"segp-hf: error: {error}", file=sys.stderr)
         return 2
     except PushIncompleteError:
         return 4
     except TrainingDivergedError as error:
-        if args.debug:
+        if debug:
             raise
         print(f"segp-hf: training stopped: {error}", file=sys.stderr)
         return 3

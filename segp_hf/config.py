@@ -30,6 +30,13 @@ class RecipeError(ValueError):
     """A recipe or command-line setting the user has to fix."""
 
 
+def check_settings(args) -> None:
+    """The range, choice and path rules of every setting ``args`` has (the table in validation.py)."""
+    from .validation import check_values
+
+    check_values(args)
+
+
 @dataclass
 class ModelArguments:
     model_name_or_path: str = field(
@@ -44,6 +51,9 @@ class ModelArguments:
         default_factory=lambda: ["k_proj", "v_proj", "fc1", "fc2"],
         metadata={"help": "Linear layers that get LoRA, in both towers (option: add q_proj, out_proj)."},
     )
+
+    def __post_init__(self):
+        check_settings(self)
 
 
 @dataclass
@@ -117,6 +127,9 @@ class DataArguments:
         metadata={"help": "Also score every seen task over its own classes only (task-incremental accuracy): "
                   "forgetting with the label space held fixed, written as acc_matrix_til / *_til."},
     )
+
+    def __post_init__(self):
+        check_settings(self)
 
 
 @dataclass
@@ -192,24 +205,8 @@ class SeGPConfig(TrainingArguments):
     )
 
     def __post_init__(self):
+        check_settings(self)  # before TrainingArguments' own set-up, so its errors never come first
         super().__post_init__()
-        self.validate_method()
-
-    def validate_method(self):
-        choices = {
-            "variant": VARIANTS,
-            "tsgr_reference": ("pretrained", "teacher"),
-            "prototype_transfer": ("weighted", "mean"),
-            "raw_feature": ("pre_projection", "projected"),
-            "cls_classes": ("current", "seen"),
-        }
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise RecipeError(f"{name}={value!r} is not valid; choose one of: {', '.join(allowed)}")
-        for name in ("anchor_batch_size", "anchors_per_class", "dpgd_batch_size"):
-            if getattr(self, name) < 1:
-                raise RecipeError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -276,6 +273,8 @@ def load_recipe(path: str | None) -> dict:
             recipe = yaml.safe_load(handle) or {}
     except FileNotFoundError:
         raise RecipeError(f"recipe file not found: {path}") from None
+    except IsADirectoryError:
+        raise RecipeError(f"recipe {path} is a folder, not a YAML file") from None
     except yaml.YAMLError as error:
         raise RecipeError(f"recipe {path} is not valid YAML: {error}") from None
     if not isinstance(recipe, dict):
@@ -292,21 +291,28 @@ def parse_config(recipe: dict | None = None, overrides: list[str] | None = None)
     _check_keys(recipe, "the recipe")
     _check_keys([arg[2:].split("=", 1)[0] for arg in overrides if arg.startswith("--")], "the command line")
     parser = HfArgumentParser(ARGUMENT_CLASSES)
+    parser.error = _raise_parse_error  # argparse's own message (e.g. a non-numeric value), as one line
     argv = _recipe_to_argv(recipe) + overrides
     try:
         model_args, data_args, config, unknown = parser.parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True
         )
-    except SystemExit:
-        raise RecipeError("could not parse the settings above (see the message printed by the parser)") from None
+    except RecipeError:
+        raise
+    except ValueError as error:  # TrainingArguments' own checks (e.g. bf16 without a GPU)
+        raise RecipeError(" ".join(str(error).split())) from None
     if unknown:
         raise RecipeError(f"unexpected command-line arguments: {' '.join(unknown)}")
-    if data_args.num_tasks < 1:
-        raise RecipeError(f"num_tasks must be >= 1, got {data_args.num_tasks}")
     from .parallel import apply_global_batch
+    from .validation import check_combinations
 
+    check_combinations(model_args, data_args, config)
     apply_global_batch(config)
     return model_args, data_args, config
+
+
+def _raise_parse_error(message: str):
+    raise RecipeError(message)
 
 
 def config_to_dict(model_args, data_args, config) -> dict:

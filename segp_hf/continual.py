@@ -132,6 +132,7 @@ class ContinualRunner:
         done = min(ckpt.completed_tasks(self.output_dir), self.data_args.num_tasks)
         if done == 0:
             return 0
+        ckpt.check_resumable(self.output_dir, done)  # a damaged file is named before anything is loaded
         last = ckpt.task_dir(self.output_dir, done - 1)
         saved = read_saved_settings(last, self.run_config)
         if not self.allow_changed_settings:

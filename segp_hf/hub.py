@@ -314,6 +314,8 @@ def push_output_dir(output_dir, repo_id: str, token=None, private=None, retries=
     done = ckpt.completed_tasks(output_dir)
     if done == 0:
         raise RecipeError(f"{output_dir} holds no complete task checkpoint (task-0/metrics.json) to push")
+    for task in range(done):  # a damaged task is named, never pushed
+        ckpt.verify_task(ckpt.task_dir(output_dir, task), task)
     pusher = HubPusher(repo_id, token=token, private=private, retries=retries, backoff=backoff, api=api)
     pusher.check_credentials()
     pusher.pending = list(range(done))
@@ -455,7 +457,7 @@ def resolve_task_folder(source: str, task: int | None = None, cache_dir=None, to
     path = Path(source)
     if path.is_dir():
         if ckpt.is_complete(path):  # a task directory itself
-            saved = ckpt.read_json(path / ckpt.CLASSES_FILE)["task"]
+            saved = ckpt.read_task_json(path, ckpt.CLASSES_FILE)["task"]
             if task is not None and task != saved:
                 raise TaskNotFoundError(f"'{source}' is the checkpoint of {branch_name(saved)}, not {branch_name(task)}")
             return path, False
@@ -508,6 +510,7 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     from .preprocessing import build_image_processor
 
     folder, from_hub = resolve_task_folder(str(repo_id_or_path), task, cache_dir, token)
+    ckpt.verify_task(folder, task if task is not None else ckpt.read_task_json(folder, ckpt.CLASSES_FILE)["task"])
     config = ckpt.read_json(folder / ckpt.CONFIG_FILE)
     classes = ckpt.read_json(folder / ckpt.CLASSES_FILE)
     base = resolve_model_path(base_model or config["model_name_or_path"])
@@ -544,9 +547,11 @@ def fetch_task_dirs(source: str, task: int, output_dir, cache_dir=None, token=No
             f"--resume_from needs an output_dir without task checkpoints, but {output_dir} already holds "
             f"{', '.join(branch_name(t) for t in existing)}; choose a new --output_dir"
         )
+    folders = [resolve_task_folder(source, t, cache_dir, token)[0] for t in range(task + 1)]
+    for t, folder in enumerate(folders):  # all checked before any is copied
+        ckpt.verify_task(folder, t)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for t in range(task + 1):
-        folder, _ = resolve_task_folder(source, t, cache_dir, token)
+    for t, folder in enumerate(folders):
         target = ckpt.task_dir(output_dir, t)
         staging = output_dir / f".{target.name}.fetch"
         shutil.rmtree(staging, ignore_errors=True)

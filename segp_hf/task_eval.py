@@ -20,7 +20,7 @@ _NOT_SETTINGS = {"output_dir"}
 def saved_settings(source: str, task: int, cache_dir=None, token=None) -> dict:
     """The recipe a checkpoint was trained with (its segp_config.json, known settings only)."""
     folder, _ = resolve_task_folder(source, task, cache_dir, token)
-    saved = ckpt.read_json(folder / ckpt.CONFIG_FILE)
+    saved = ckpt.read_task_json(folder, ckpt.CONFIG_FILE, task)
     valid = set(known_keys()) - _NOT_SETTINGS
     return {key: value for key, value in saved.items() if key in valid and value is not None}
 

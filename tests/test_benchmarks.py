@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from segp_hf.cli import main
-from segp_hf.config import load_recipe, parse_config
+from segp_hf.config import RecipeError, load_recipe, parse_config
 from segp_hf.data import benchmarks as B
 from segp_hf.data.registry import load_benchmark, resolve_class_order
 from segp_hf.data.scenario import DataError
@@ -298,8 +298,12 @@ def test_unreachable_dataset_says_how_to_work_offline(monkeypatch):
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(RecipeError, match="data_dir=.* does not exist"):  # refused when the settings are parsed
+        data_args_for("cifar100", "--data_dir", str(tmp_path / "nowhere"))
+    data_args = data_args_for("cifar100")
+    data_args.data_dir = str(tmp_path / "nowhere")  # and by the loader, for a caller that builds its own settings
     with pytest.raises(DataError, match="does not exist"):
-        load_benchmark(data_args_for("cifar100", "--data_dir", str(tmp_path / "nowhere")))
+        load_benchmark(data_args)
 
 
 def test_wrong_column_lists_available_ones(hub):
@@ -320,8 +324,8 @@ def test_missing_split_lists_available_ones(fabricated, tmp_path):
 
 
 def test_class_order_not_a_permutation(hub):
-    with pytest.raises(DataError, match="permutation"):
-        build_plan(data_args_for("cifar100", "--class_order", "1,2,3"))
+    with pytest.raises(RecipeError, match="permutation"):  # refused from the registry's class count, no data loaded
+        data_args_for("cifar100", "--class_order", "1,2,3")
 
 
 def test_task_without_images(monkeypatch, tmp_path):
@@ -331,8 +335,12 @@ def test_task_without_images(monkeypatch, tmp_path):
 
 
 def test_unknown_imagenet_r_split_mode(hub):
+    with pytest.raises(RecipeError, match="imagenet_r_split='random' is not valid"):  # refused when parsed
+        data_args_for("imagenet_r", "--imagenet_r_split", "random")
+    data_args = data_args_for("imagenet_r")
+    data_args.imagenet_r_split = "random"  # and by the loader, for settings built by hand
     with pytest.raises(DataError, match="imagenet_r_split"):
-        load_benchmark(data_args_for("imagenet_r", "--imagenet_r_split", "random"))
+        load_benchmark(data_args)
 
 
 # ---- recipes and the plan check ----------------------------------------------------------------------

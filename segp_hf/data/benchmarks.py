@@ -547,14 +547,14 @@ CARDS = {
                             "10 x 10", "PROOF seed-1993 permutation (RAPF ships no UCF101)", "95.9 / 92.8"),
 }
 
-for _name, _loader, _what in (
-    ("cifar100", load_cifar100, "CIFAR-100, 100 classes"),
-    ("imagenet_r", load_imagenet_r, "ImageNet-R, 200 classes"),
-    ("imagenet_sub", load_imagenet_sub, "ImageNet-Sub (ImageNet-1k classes 0-99), 100 classes"),
-    ("cub200", load_cub200, "CUB-200-2011, 200 classes"),
-    ("ucf101", load_ucf101, "UCF101 middle frames, 100 classes (PROOF protocol)"),
+for _name, _loader, _what, _classes in (
+    ("cifar100", load_cifar100, "CIFAR-100, 100 classes", 100),
+    ("imagenet_r", load_imagenet_r, "ImageNet-R, 200 classes", 200),
+    ("imagenet_sub", load_imagenet_sub, "ImageNet-Sub (ImageNet-1k classes 0-99), 100 classes", 100),
+    ("cub200", load_cub200, "CUB-200-2011, 200 classes", 200),
+    ("ucf101", load_ucf101, "UCF101 middle frames, 100 classes (PROOF protocol)", 100),
 ):
-    register_benchmark(BenchmarkSpec(_name, _what, _loader))
+    register_benchmark(BenchmarkSpec(_name, _what, _loader, num_classes=_classes))
 
 
 # ----------------------------------------------------------------------------------------------------

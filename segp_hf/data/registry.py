@@ -30,6 +30,7 @@ class BenchmarkSpec:
     name: str
     description: str
     loader: Callable[..., LoadedBenchmark]
+    num_classes: int | None = None  # known without loading data: lets settings be checked first (None: unknown)
 
 
 def _load_shapes(data_args) -> LoadedBenchmark:
@@ -47,7 +48,7 @@ def _load_shapes(data_args) -> LoadedBenchmark:
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
-    "shapes": BenchmarkSpec("shapes", "offline shapes world (shifted domain), 50 classes", _load_shapes),
+    "shapes": BenchmarkSpec("shapes", "offline shapes world (shifted domain), 50 classes", _load_shapes, num_classes=50),
 }
 
 
