@@ -111,6 +111,7 @@ def _diagnose(args, overrides):
     result = diagnose_run(args.run_dir, args.output_dir, tasks, split=args.split, k=args.k,
                           confusion_threshold=args.confusion_threshold, recipe=recipe, overrides=overrides,
                           device=args.device, model_card=args.model_card)
+    print(f"Drift of old classes, interface vs core ({args.split} split, k={result['k']}):")
     print(summary_table(result))
     print(f"Wrote {args.output_dir}/diagnostics.json and plots")
 

@@ -34,6 +34,7 @@ DIAGNOSTICS_FILE = "diagnostics.json"
 GROUP_PLOT = "interface_vs_core.png"
 NEIGHBOURHOOD_PLOT = "neighbourhood_most_drifted.png"
 SPLITS = ("text", "confusion")
+PIXEL_CACHE_BYTES = 2 * 1024**3  # preprocessed test images kept across models up to this size
 REFERENCES = ("before", "pretrained")
 # measure -> what it is (saved with the results, so diagnostics.json explains itself)
 MEASURES = {
@@ -46,6 +47,7 @@ MEASURES = {
 }
 EXTRA_MEASURES = {
     "new_class_confusion": "share of the class's test images whose top class (current model, CLIP path) is new",
+    "new_class_confusion_before": "the same under the model before t (the basis of the confusion split)",
     "prototype_error": "1 - cos(saved prototype after t, current raw-feature class mean): the transfer's error",
     "stale_prototype_error": "1 - cos(prototype saved after t-1, current class mean): the error with no transfer",
 }
@@ -88,6 +90,8 @@ class RunReader:
                 f"run's ({loaded.class_names[:5]}...); use the run's benchmark and class_order"
             )
         self._cache: dict[int, Snapshot] = {}
+        self._pixels: dict[int, list] = {}
+        self._pixel_bytes = 0
 
     def prototypes(self, task: int) -> torch.Tensor | None:
         if task < 0:
@@ -104,21 +108,39 @@ class RunReader:
             self._cache[task] = self._encode(task)
         return self._cache[task]
 
+    def _test_batches(self, task: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Task ``task``'s test images as (pixel_values, labels) batches, preprocessed once while they fit in
+        PIXEL_CACHE_BYTES (each model encodes the same images again)."""
+        if task in self._pixels:
+            return self._pixels[task]
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(self.scenario.test_dataset(task), batch_size=self.args.per_device_eval_batch_size,
+                            shuffle=False, collate_fn=default_data_collator)
+        batches = [(batch["pixel_values"], batch["labels"]) for batch in loader]
+        size = sum(pixels.numel() * pixels.element_size() for pixels, _ in batches)
+        if self._pixel_bytes + size <= PIXEL_CACHE_BYTES:
+            self._pixels[task] = batches
+            self._pixel_bytes += size
+        return batches
+
     def _encode(self, task: int) -> Snapshot:
-        from .callbacks import encode_dataset
-        from .modeling import adapter_disabled, encode_texts
+        from .modeling import adapter_disabled, encode_images, encode_texts
 
         device = next(self.model.parameters()).device
         text_inputs = {k: v.to(device) for k, v in self.loaded.text_inputs.items()}
         last_set = len(self.bounds) - 1 if task < 0 else task
-        batch = self.args.per_device_eval_batch_size
 
         def encode():
             text = encode_texts(self.model, **text_inputs)
-            parts = [encode_dataset(self.model, self.scenario.test_dataset(j), default_data_collator, batch,
-                                    self.loaded.raw_feature) for j in range(last_set + 1)]
-            embeds, raws, labels = (torch.cat(column).cpu() for column in zip(*parts))
-            return Snapshot(text.float().cpu(), embeds.float(), raws.float(), labels)
+            embeds, raws, labels = [], [], []
+            for j in range(last_set + 1):
+                for pixels, batch_labels in self._test_batches(j):
+                    embed, raw = encode_images(self.model, pixels.to(device), self.loaded.raw_feature)
+                    embeds.append(embed.float().cpu())
+                    raws.append(raw.float().cpu())
+                    labels.append(batch_labels)
+            return Snapshot(text.float().cpu(), torch.cat(embeds), torch.cat(raws), torch.cat(labels))
 
         self.model.eval()
         if task < 0:
@@ -137,7 +159,8 @@ def measure_task(task: int, bounds, now: Snapshot, before: Snapshot, pretrained:
     old, new = list(range(start)), list(range(start, end))
     record = {"task": task, "new_classes": new, "old_classes": old}
     if not old:
-        return {**record, "interface": [], "core": [], "per_class": {}, "groups": None}
+        empty = {"interface": [], "core": [], "groups": None}
+        return {**record, **empty, "per_class": {}, "splits": {name: dict(empty) for name in SPLITS}}
     # Test sets are encoded task by task, so the old classes' images are the first rows of every snapshot.
     rows = slice(0, int((now.labels < start).sum()))
     labels = now.labels[rows]
@@ -160,15 +183,17 @@ def measure_task(task: int, bounds, now: Snapshot, before: Snapshot, pretrained:
         per_class["prototype_error"] = drift.prototype_error(prototypes[:start], now_means)
     if previous_prototypes is not None and previous_prototypes.shape[0] >= start:
         per_class["stale_prototype_error"] = drift.prototype_error(previous_prototypes[:start], now_means)
-    if split == "text":
-        interface = drift.interface_by_text(pretrained.text[:end], new, old, k)
-    else:
-        before_logits = clip_logits(before.embeds[rows], before.text[:end], logit_scale)
-        interface = drift.interface_by_confusion(drift.new_class_confusion(before_logits, labels, old, new), old,
-                                                 confusion_threshold)
+    before_logits = clip_logits(before.embeds[rows], before.text[:end], logit_scale)
+    per_class["new_class_confusion_before"] = drift.new_class_confusion(before_logits, labels, old, new)
+    interfaces = {
+        "text": drift.interface_by_text(pretrained.text[:end], new, old, k),
+        "confusion": drift.interface_by_confusion(per_class["new_class_confusion_before"], old, confusion_threshold),
+    }
     per_class = {key: [_number(v) for v in values.tolist()] for key, values in per_class.items()}
-    return {**record, "interface": interface, "core": [c for c in old if c not in set(interface)],
-            "per_class": per_class, "groups": drift.group_summary(per_class, old, interface)}
+    splits = {name: {"interface": interface, "core": [c for c in old if c not in set(interface)],
+                     "groups": drift.group_summary(per_class, old, interface)}
+              for name, interface in interfaces.items()}
+    return {**record, **splits[split], "per_class": per_class, "splits": splits}
 
 
 def most_drifted(task_record: dict, pretrained: Snapshot, now: Snapshot, k: int, temperature: float,
@@ -251,6 +276,7 @@ def diagnose_run(source, output_dir, tasks: list[int] | None = None, split: str 
                      **EXTRA_MEASURES},
         "tasks": records, "most_drifted": picture,
     }
+    result["summary"] = {name: {m: group_means(result, m, split=name) for m in result["measures"]} for name in SPLITS}
     output_dir = Path(output_dir)
     ckpt.write_json_atomic(output_dir / DIAGNOSTICS_FILE, result)
     if model_card:
@@ -269,22 +295,30 @@ SUMMARY_MEASURES = ("text_kl_before", "margin_change_before", "cosine_change_bef
                     "text_kl_pretrained", "margin_change_pretrained")
 
 
-def group_means(result: dict, measure: str, up_to: int | None = None) -> dict:
-    """Mean over the analysed tasks (up to ``up_to``) of a measure's interface and core values."""
-    out = {}
-    for group in ("interface", "core"):
-        values = [r["groups"][group][measure] for r in result["tasks"]
-                  if r["groups"] and (up_to is None or r["task"] <= up_to)
-                  and r["groups"][group].get(measure) is not None]
-        out[group] = sum(values) / len(values) if values else None
-    return out
+def group_means(result: dict, measure: str, up_to: int | None = None, split: str | None = None) -> dict:
+    """A measure's mean over every (task, interface class) pair and every (task, core class) pair, pooled over
+    the analysed tasks (up to ``up_to``) where both groups are non-empty, so that the two means cover the same
+    tasks; ``split``: the run's by default."""
+    split = split or result["split"]
+    pooled, tasks = {"interface": [], "core": []}, []
+    for record in result["tasks"]:
+        part, values = record["splits"][split], record["per_class"].get(measure)
+        if not part["interface"] or not part["core"] or values is None or (up_to is not None and record["task"] > up_to):
+            continue
+        tasks.append(record["task"])
+        inside = set(part["interface"])
+        for c, value in zip(record["old_classes"], values):
+            if value is not None:
+                pooled["interface" if c in inside else "core"].append(value)
+    out = {group: sum(v) / len(v) if v else None for group, v in pooled.items()}
+    return {**out, "pairs": {group: len(v) for group, v in pooled.items()}, "tasks": tasks}
 
 
-def summary_table(result: dict, measures=SUMMARY_MEASURES, up_to: int | None = None) -> str:
-    """A markdown table: per measure, interface and core means over the tasks and their ratio."""
+def summary_table(result: dict, measures=SUMMARY_MEASURES, up_to: int | None = None, split: str | None = None) -> str:
+    """A markdown table: per measure, the pooled interface and core means (``group_means``) and their ratio."""
     lines = ["| measure | interface | core | interface / core |", "|---|---|---|---|"]
     for measure in measures:
-        means = group_means(result, measure, up_to)
+        means = group_means(result, measure, up_to, split)
         ratio = (means["interface"] / means["core"]) if means["interface"] is not None and means["core"] else None
         lines.append(f"| {measure} | {_fmt(means['interface'])} | {_fmt(means['core'])} | {_fmt(ratio)} |")
     return "\n".join(lines)
@@ -301,11 +335,12 @@ def card_section(output_dir, task: int) -> str:
     if not path.is_file():
         return ""
     result = ckpt.read_json(path)
-    if not any(r["groups"] and r["task"] <= task for r in result.get("tasks", [])):
+    if not group_means(result, SUMMARY_MEASURES[0], up_to=task)["tasks"]:
         return ""
     return (
         "\n## Semantic-geometry drift (segp-hf diagnose)\n\n"
-        f"Old classes split into the interface ({result['split']} split, k = {result['k']}) and the core; means over "
-        f"tasks 1..{task} of the per-class drift after each task, against the model before it (`_before`) "
-        "and the pretrained CLIP (`_pretrained`).\n\n" + summary_table(result, up_to=task) + "\n"
+        f"Old classes split into the interface ({result['split']} split, k = {result['k']}) and the core. Each "
+        "value is a mean over (task, old class) pairs of the class's drift after that task, against the model "
+        f"before it (`_before`) or the pretrained CLIP (`_pretrained`), over the tasks up to {task} where both groups "
+        "are non-empty.\n\n" + summary_table(result, up_to=task) + "\n"
     )
