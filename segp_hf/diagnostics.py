@@ -245,6 +245,8 @@ def diagnose_run(source, output_dir, tasks: list[int] | None = None, split: str 
 
     if split not in SPLITS:
         raise RecipeError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if k is not None and k < 1:
+        raise RecipeError(f"--k must be >= 1, got {k}")
     source = str(source)
     if model_card and not Path(source).is_dir():
         raise RecipeError("--model_card needs a local run directory (push it afterwards with segp-hf push)")
@@ -254,8 +256,6 @@ def diagnose_run(source, output_dir, tasks: list[int] | None = None, split: str 
     reader = RunReader(source, tasks[-1], recipe, overrides, benchmark, device)
     k = int(k if k is not None else reader.config.get("tsgr_k", 10))
     temperature = float(reader.config.get("tsgr_temperature", 0.05))
-    if k < 1:
-        raise RecipeError(f"--k must be >= 1, got {k}")
     names = reader.loaded.class_names
     pretrained = reader.snapshot(-1)
     records, picture = [], None
@@ -270,7 +270,7 @@ def diagnose_run(source, output_dir, tasks: list[int] | None = None, split: str 
             picture = most_drifted(record, pretrained, now, k, temperature, names)
     result = {
         "source": source, "variant": reader.config.get("variant"), "split": split, "k": k,
-        "temperature": temperature, "confusion_threshold": confusion_threshold if split == "confusion" else None,
+        "temperature": temperature, "confusion_threshold": confusion_threshold,
         "class_names": names, "task_bounds": reader.bounds[: tasks[-1] + 1],
         "measures": {**{f"{m}_{r}": f"{d} (reference: {r})" for m, d in MEASURES.items() for r in REFERENCES},
                      **EXTRA_MEASURES},
