@@ -112,6 +112,28 @@ class _Commands:
         return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
 
 
+def _diagnose(args, overrides):
+    from .diagnostics import diagnose_run, summary_table
+
+    recipe = load_recipe(args.config) if args.config else None
+    tasks = _task_list(args.tasks)
+    result = diagnose_run(args.run_dir, args.output_dir, tasks, split=args.split, k=args.k,
+                          confusion_threshold=args.confusion_threshold, recipe=recipe, overrides=overrides,
+                          device=args.device, model_card=args.model_card)
+    print(f"Drift of old classes, interface vs core ({args.split} split, k={result['k']}):")
+    print(summary_table(result))
+    print(f"Wrote {args.output_dir}/diagnostics.json and plots")
+
+
+def _task_list(text):
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RecipeError(f"--tasks must be comma-separated task numbers (e.g. 1,2,3), got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segp-hf", description="SeGP-CL continual learning of CLIP.")
     commands = _Commands(parser.add_subparsers(dest="command", required=True))
@@ -156,6 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--metrics", choices=("textbook", "continuum"), default="textbook",
                         help="forgetting/BWT/FWT convention of the printed table (both are written)")
     ablate.set_defaults(handler=_ablate)
+    diagnose = commands.add_parser(
+        "diagnose", help="measure where a run's semantic geometry drifted (interface vs core), task by task",
+        description="Load every saved task of RUN_DIR (a run's output dir or a Hub repo) and measure, after each "
+        "task, the text, cross-modal and visual drift of the old classes, split into interface and core. "
+        "Data settings: the run's, changed by --config or --key value.",
+    )
+    diagnose.add_argument("run_dir", metavar="RUN_DIR")
+    diagnose.add_argument("--output_dir", required=True, help="where diagnostics.json and the plots go")
+    diagnose.add_argument("--tasks", help="comma-separated tasks to analyse (default: every saved task)")
+    diagnose.add_argument("--split", default="text", help="interface by 'text' neighbours (default) or 'confusion'")
+    diagnose.add_argument("--k", type=int, help="text neighbours per class (default: the run's tsgr_k)")
+    diagnose.add_argument("--confusion_threshold", type=float, default=0.1,
+                          help="with --split confusion: share of an old class's images taken by new classes")
+    diagnose.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    diagnose.add_argument("--model_card", action="store_true",
+                          help="also copy diagnostics.json into RUN_DIR, so its task model cards get a drift section")
+    diagnose.add_argument("--config", help="recipe YAML whose settings override the run's")
+    diagnose.add_argument("--debug", action="store_true", help="show full tracebacks")
+    diagnose.set_defaults(handler=_diagnose)
     return parser
 
 

@@ -174,6 +174,9 @@ segp-hf eval --checkpoint {ref}                      # accuracy on the seen clas
 segp-hf train --resume_from {ref} --output_dir OUT   # continue with task {task + 1}
 ```
 """
+    from .diagnostics import card_section  # drift section, when `segp-hf diagnose --model_card` ran on this run
+
+    body += card_section(output_dir, task)
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
