@@ -109,7 +109,8 @@ def two_task_run(model_dir: str, tiny: bool, output: Path) -> dict:
     bench = LoadedBenchmark(split(2), split(1), names, [0, 1, 2, 3], "a good photo of a {}.",
                             image_column="img", label_column="fine_label")
     recipe = load_recipe(str(HERE.parent / "segp_hf" / "recipes" / "cifar100_10tasks.yaml"))
-    recipe.update(model_name_or_path=model_dir, num_tasks=2, per_device_train_batch_size=4, num_train_epochs=1,
+    recipe.update(model_name_or_path=model_dir, num_tasks=2, global_train_batch_size=4, num_train_epochs=1,
+                  zero_shot_sets=[],  # the recipe's Food-101/Pets/ImageNet are not what this check times
                   anchors_per_class=1, output_dir=str(output), save_strategy="no", disable_tqdm=True,
                   bf16=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available(), report_to="none")
     recipe.pop("benchmark")

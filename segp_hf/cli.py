@@ -107,8 +107,8 @@ class _Commands:
         self.common.add_argument("--debug", action="store_true", help="show full tracebacks")
 
     def add_parser(self, name, **kwargs):
-        # "resolve": a command that still declares its own --debug just replaces the shared one
-        kwargs.setdefault("conflict_handler", "resolve")
+        # No conflict_handler="resolve": resolving a clash strips the option strings off the SHARED action,
+        # which turns --debug into an always-true positional in every other command.
         return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
 
 
@@ -195,7 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--model_card", action="store_true",
                           help="also copy diagnostics.json into RUN_DIR, so its task model cards get a drift section")
     diagnose.add_argument("--config", help="recipe YAML whose settings override the run's")
-    diagnose.add_argument("--debug", action="store_true", help="show full tracebacks")
     diagnose.set_defaults(handler=_diagnose)
     return parser
 

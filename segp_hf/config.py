@@ -248,7 +248,8 @@ def _recipe_to_argv(recipe: dict) -> list[str]:
     argv = []
     for key, value in recipe.items():
         if isinstance(value, (list, tuple)):
-            argv += [f"--{key}", *map(str, value)]
+            if value:  # an empty list is the default of every list setting, and argparse needs a value
+                argv += [f"--{key}", *map(str, value)]
         elif value is None:
             continue
         else:

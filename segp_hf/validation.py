@@ -18,7 +18,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from .config import VARIANTS, RecipeError
 
@@ -262,6 +262,12 @@ def _combination(setting, allowed, check, fix) -> Rule:
     return Rule(setting, "combination", allowed, fix, check)
 
 
+def _retention_sets():
+    from .retention import retention_set_names
+
+    return retention_set_names()
+
+
 # ------------------------------------------------------------------------------------------ the table
 RULES: tuple[Rule, ...] = (
     # model
@@ -275,6 +281,13 @@ RULES: tuple[Rule, ...] = (
     at_least("num_tasks", 1),
     at_least("max_train_images_per_class", 1, optional=True),
     at_least("max_eval_images_per_class", 1, optional=True),
+    _choice("zero_shot_sets", _retention_sets, "list held-out sets by name", many=True),
+    at_least("zero_shot_max_images", 1, optional=True),
+    _path("zero_shot_data_dir", "an existing folder (or unset)", _existing_folder("zero_shot_data_dir"),
+          "point it at a folder holding one folder per zero-shot set"),
+    _choice("image_preprocessing", ("hf", "openai")),
+    _choice("pixel_cache", ("memory", "disk", "off")),
+    positive("pixel_cache_budget_gb"),
     Rule("benchmark", "choice", "one of the registered benchmarks (checked by `load_benchmark`, first thing, so a "
          "test or library caller may pass its own benchmark object)", "pick one from the list in the message",
          lambda value: None if value in _benchmarks() else f"unknown benchmark '{value}'", deferred=True),
@@ -360,6 +373,8 @@ RULES: tuple[Rule, ...] = (
          "pick from the list in the message", _variant_list, command="ablate"),
     at_least("--retries", 0, command="push"),
     at_least("--backoff", 0, command="push"),
+    at_least("--k", 1, optional=True, command="diagnose"),
+    _range("--confusion_threshold", Range(0, 1), "a share of an old class's images", command="diagnose"),
 )
 
 

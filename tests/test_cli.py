@@ -103,3 +103,14 @@ def test_same_seed_same_results(tiny_clip_dir, tiny_benchmark, tmp_path):
         settings = tiny_settings(tiny_clip_dir, tmp_path / name, num_tasks=2, seed=7)
         results.append(run_continual(*parse_config(settings), benchmark=tiny_benchmark))
     assert results[0]["acc_matrix"] == results[1]["acc_matrix"]
+
+
+def test_debug_is_off_unless_asked_in_every_command():
+    """A clash resolved on the shared --debug once made it an always-true positional: user errors then
+    showed tracebacks in every command."""
+    parser = cli.build_parser()
+    for argv in (["train"], ["eval", "--checkpoint", "x"], ["push", "out", "--repo_id", "a/b"], ["ablate"],
+                 ["diagnose", "run", "--output_dir", "o"]):
+        args, _ = parser.parse_known_args(argv)
+        assert args.debug is False, argv
+        assert parser.parse_known_args([*argv, "--debug"])[0].debug is True, argv

@@ -84,7 +84,8 @@ def test_every_numeric_command_argument_has_a_rule(capsys):
             option = action.option_strings[0]
             rule = next((r for r in validation.RULES if r.setting == option and command in (r.command or "").split("|")), None)
             assert rule is not None and rule.range is not None, f"segp-hf {command} {option} has no range rule"
-            argv = {"push": ["push", "/tmp", "user/x"]}.get(command, [command])
+            argv = {"push": ["push", "/tmp", "user/x"],
+                    "diagnose": ["diagnose", "/tmp", "--output_dir", "/tmp/diagnose-out"]}.get(command, [command])
             code, err = _main([*argv, option, str(rule.range.outside())], capsys)
             assert code == 2 and option in err
             walked += 1
