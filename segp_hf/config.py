@@ -193,6 +193,9 @@ class SeGPConfig(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        # Pinned host memory only helps copies to an accelerator; without one torch warns at every DataLoader.
+        if self.dataloader_pin_memory and not _accelerator_available():
+            self.dataloader_pin_memory = False
         self.validate_method()
 
     def validate_method(self):
@@ -210,6 +213,13 @@ class SeGPConfig(TrainingArguments):
         for name in ("anchor_batch_size", "anchors_per_class", "dpgd_batch_size"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def _accelerator_available() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 @dataclass(frozen=True)

@@ -516,12 +516,15 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     if revision and not Path(base).is_dir():
         base_kwargs["revision"] = revision
     clip = CLIPModel.from_pretrained(base, **base_kwargs)
-    if from_hub:
-        # The adapter by revision, the way a user would: PeftModel.from_pretrained(clip, repo, revision="task-k").
-        model = PeftModel.from_pretrained(clip, str(repo_id_or_path), revision=branch_name(int(classes["task"])),
-                                          cache_dir=cache_dir, token=token)
-    else:
-        model = PeftModel.from_pretrained(clip, str(folder))
+    from .modeling import peft_wrapping
+
+    with peft_wrapping():
+        if from_hub:
+            # The adapter by revision, the way a user would: PeftModel.from_pretrained(clip, repo, revision="task-k").
+            model = PeftModel.from_pretrained(clip, str(repo_id_or_path), revision=branch_name(int(classes["task"])),
+                                              cache_dir=cache_dir, token=token)
+        else:
+            model = PeftModel.from_pretrained(clip, str(folder))
     freeze_lora_A(model)
     if merge:
         # Safe in place: this model only ever predicts (the training model is never merged).
