@@ -7,12 +7,12 @@ Parsing only; the work is in ``continual.py``. User errors print one line and ex
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+import textwrap
 from importlib import resources
 
 from .callbacks import TrainingDivergedError
-from .config import RecipeError, known_keys, load_recipe, parse_config
+from .config import RecipeError, load_recipe, parse_config
 from .data.scenario import DataError
 
 USER_ERRORS = (RecipeError, DataError)
@@ -106,14 +106,20 @@ def _ablate(args, overrides):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segp-hf", description="SeGP-CL continual learning of CLIP.")
     commands = parser.add_subparsers(dest="command", required=True)
+    from .settings_help import settings_epilog
+
     train = commands.add_parser(
         "train",
         help="run the continual task sequence of a recipe",
-        description="Run every task of a recipe. Any recipe setting can be overridden as --key value. "
-        f"Settings: {', '.join(known_keys())}.",
+        description=textwrap.fill(
+            "Run every task of a recipe (default: the offline shapes world). Any setting below, and any "
+            "TrainingArguments field, can be set in the recipe or overridden here as --key value. The defaults "
+            "shown are the library's; a recipe (--config) may set others.", width=100),
+        epilog=settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
-    train.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_verbosity(train)
     train.add_argument(
         "--dry_run", action="store_true",
         help="plan check: load the data and print the task plan (classes, image counts, prompts); no model, no training",
@@ -131,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--checkpoint", required=True, metavar="REPO_OR_DIR@task-K")
     evaluate.add_argument("--config", help="recipe YAML whose settings override the checkpoint's")
-    evaluate.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_verbosity(evaluate)
     evaluate.set_defaults(handler=_eval)
     push = commands.add_parser("push", help="push every complete task of a local run to the Hub (task-k branches)")
     push.add_argument("output_dir")
@@ -140,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true", help="create the repo private")
     push.add_argument("--retries", type=int, default=3, help="retries per failed call")
     push.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry (doubles)")
-    push.add_argument("--debug", action="store_true", help="show full tracebacks")
+    push.add_argument("--debug", action="store_true", help="show full tracebacks and every log line")
     push.set_defaults(handler=_push)
     ablate = commands.add_parser("ablate", help="run every variant over several seeds and tabulate")
     ablate.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
@@ -149,15 +155,41 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--variants", help="comma-separated subset of variants (default: all, the paper's ladder first)")
     ablate.add_argument("--metrics", choices=("textbook", "continuum"), default="textbook",
                         help="forgetting/BWT/FWT convention of the printed table (both are written)")
-    ablate.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_verbosity(ablate)
     ablate.set_defaults(handler=_ablate)
+    report = commands.add_parser(
+        "report", help="one HTML page comparing finished runs (metrics, curves, heatmaps, differing settings)",
+        description="Write OUTPUT_DIR/index.html, a self-contained page (figures embedded) comparing the runs.",
+    )
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="output_dir of a run (with results.json)")
+    report.add_argument("--output_dir", required=True, help="where index.html goes")
+    report.add_argument("--debug", action="store_true", help="show full tracebacks and every log line")
+    report.set_defaults(handler=_report, quiet=False)
     return parser
+
+
+def _add_verbosity(command):
+    group = command.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true",
+                       help="print only the final results and problems (no bars, no per-task lines)")
+    group.add_argument("--debug", action="store_true",
+                       help="show full tracebacks and every log line (the Trainer's log dicts, library info)")
+
+
+def _report(args, overrides):
+    from .html_report import write_report
+
+    if overrides:
+        raise RecipeError(f"unexpected arguments for report: {' '.join(overrides)}")
+    print(write_report(args.run_dirs, args.output_dir))
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .console import set_mode
+
+    set_mode("quiet" if getattr(args, "quiet", False) else "debug" if getattr(args, "debug", False) else "normal")
     try:
         args.handler(args, overrides)
     except USER_ERRORS as error:

@@ -35,11 +35,13 @@ def seen_curve(acc_matrix, task_weights=None) -> list[float]:
 
 
 def save_seen_curve(runs: dict, path, task_weights=None, title: str = "Accuracy on the classes seen so far") -> Path:
-    """One line per run (``{label: acc_matrix}``): A_i after each task."""
+    """One line per run (``{label: acc_matrix}`` with ``task_weights`` for all, or ``{label: (acc_matrix,
+    test_sizes)}``): A_i after each task."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for label, matrix in runs.items():
-        curve = seen_curve(matrix, task_weights)
+        matrix, weights = matrix if isinstance(matrix, tuple) else (matrix, task_weights)
+        curve = seen_curve(matrix, weights)
         ax.plot(range(1, len(curve) + 1), curve, marker="o", markersize=3, label=label)
     _curve_axes(ax, title, legend=len(runs) > 1)
     return _save(fig, path)
