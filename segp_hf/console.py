@@ -28,14 +28,16 @@ def set_mode(mode: str) -> None:
     import transformers
 
     level = {"normal": logging.INFO, "quiet": logging.WARNING, "debug": logging.DEBUG}[mode]
-    logging.basicConfig(level=logging.INFO if mode == "debug" else level, format=LOG_FORMAT, force=True)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)  # a no-op where the caller configured logging
     logging.getLogger("segp_hf").setLevel(level)
     if mode == "quiet":
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         datasets.disable_progress_bars()
-    elif mode == "debug":
-        transformers.utils.logging.set_verbosity_info()
+    else:
+        (transformers.utils.logging.set_verbosity_info if mode == "debug" else transformers.utils.logging.set_verbosity_warning)()
+        transformers.utils.logging.enable_progress_bar()
+        datasets.enable_progress_bars()
 
 
 def mode() -> str:
