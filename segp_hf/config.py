@@ -178,7 +178,9 @@ class SeGPConfig(TrainingArguments):
         default="epoch", metadata={"help": "Trainer checkpoints inside a task, resumed after a kill ('no' to skip)."}
     )
     save_total_limit: int | None = field(default=1, metadata={"help": "Trainer checkpoints kept per task."})
-    report_to: None | str | list[str] = field(default="none", metadata={"help": "Trackers (tensorboard, wandb...)."})
+    report_to: None | str | list[str] = field(default="none", metadata={
+        "help": "Trackers (tensorboard, wandb, trackio, ...): losses, learning rate, grad norm, per-task accuracies and "
+        "timings on one step axis across tasks; TensorBoard files go to output_dir/runs."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep our columns."})
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "PeftModel under DDP."})

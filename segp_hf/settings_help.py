@@ -27,7 +27,8 @@ def _default(field) -> str:
 
 def setting_groups() -> dict[str, list]:
     training = {f.name for f in fields(TrainingArguments)}
-    ours = [f for f in fields(SeGPConfig) if f.init and f.name not in PLUMBING]
+    declared = set(vars(SeGPConfig).get("__annotations__", {}))  # SeGPConfig's own fields and re-declarations
+    ours = [f for f in fields(SeGPConfig) if f.init and f.name in declared and f.name not in PLUMBING]
     return {
         "model": [f for f in fields(ModelArguments) if f.init],
         "data": [f for f in fields(DataArguments) if f.init],
