@@ -82,7 +82,7 @@ class DataArguments:
         default="hf",
         metadata={"help": "Pixel preprocessing, the same on every machine: 'hf' (CLIPImageProcessorPil, never the "
                   "torchvision backend) or 'openai' (OpenAI CLIP's transform exactly: crop offsets rounded, not "
-                  "floored; see README 'Preprocessing')."},
+                  "floored; see docs/protocol.md 'Preprocessing')."},
     )
     max_train_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
     max_eval_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})

@@ -142,4 +142,5 @@ def _log_image(callback, args, tag: str, path: Path, step: int) -> None:
     elif getattr(callback, "_trackio", None) is not None and hasattr(callback._trackio, "Image"):
         if not getattr(callback, "_initialized", True):
             return
-        callback._trackio.log({tag: callback._trackio.Image(str(path))}, step=step)
+        # as the Trainer's TrackioCallback does: the step in ``train/global_step`` (trackio's own counts log calls)
+        callback._trackio.log({tag: callback._trackio.Image(str(path)), "train/global_step": step})

@@ -159,3 +159,48 @@ def test_quiet_prints_only_the_results(tiny_clip_dir, tiny_benchmark, tmp_path):
     out, err = out.getvalue(), err.getvalue()
     assert "it/s" not in err and "task 1/2" not in out
     assert out.splitlines()[0].startswith("after \\ on") and "Avg:" in out
+
+
+TRACKIO_SCRIPT = r"""
+import json, sys
+sys.path.append(sys.argv[1])  # where trackio is installed, after our own packages
+sys.path.insert(0, sys.argv[2])  # tests/ (conftest helpers)
+from conftest import make_colour_dataset, save_tiny_clip, tiny_settings, TINY_COLOURS, TEMPLATE
+from segp_hf.config import parse_config
+from segp_hf.continual import run_continual
+from segp_hf.data.registry import LoadedBenchmark
+
+root = sys.argv[3]
+benchmark = LoadedBenchmark(make_colour_dataset(6, 0), make_colour_dataset(4, 1), [f"{c} square" for c in TINY_COLOURS],
+                            [3, 0, 5, 1, 4, 2], TEMPLATE)
+settings = tiny_settings(save_tiny_clip(root + "/clip"), root + "/run", num_tasks=2, report_to="trackio",
+                         project="segp-test", run_name="tiny")
+run_continual(*parse_config(settings), benchmark=benchmark)
+from trackio.sqlite_storage import SQLiteStorage
+logs = SQLiteStorage.get_logs("segp-test", "tiny")
+print("LOGS" + json.dumps([{k: v for k, v in row.items() if k in ("train/global_step", "train/loss", "eval/accuracy_seen")}
+                           for row in logs], default=str))
+"""
+
+
+def test_trackio_gets_the_same_step_axis(tmp_path):
+    """trackio (local, no Space) through report_to: the loss on one monotone axis, A_i at each task end. (The
+    Trainer's TrackioCallback puts the step in the ``train/global_step`` metric, trackio's x-axis for Trainer
+    runs; trackio's own ``step`` counts log calls.)"""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    trackio = pytest.importorskip("trackio")
+    site = str(Path(trackio.__file__).parents[1])
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "PYTHONPATH": os.pathsep.join(
+        p for p in (os.environ.get("PYTHONPATH"),) if p)}
+    done = subprocess.run([sys.executable, "-c", TRACKIO_SCRIPT, site, str(Path(__file__).parent), str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout.split("LOGS", 1)[1])
+    loss_steps = [row["train/global_step"] for row in rows if "train/loss" in row]
+    seen_steps = [row["train/global_step"] for row in rows if "eval/accuracy_seen" in row]
+    assert loss_steps == sorted(loss_steps) and len(set(loss_steps)) == len(loss_steps) and len(loss_steps) >= 4
+    assert len(seen_steps) == 2 and seen_steps[0] < seen_steps[1] == max(loss_steps)
