@@ -40,8 +40,12 @@ def paper_row(variant: str) -> str:
 
 
 def run_metrics(results: dict) -> dict:
-    """The numbers a table row takes from one run's results.json."""
+    """The numbers a table row takes from one run's results.json (and its A_i curve, for the figures)."""
+    from .figures import seen_curve
+
     picked = {key: results[key] for key in (*METRICS, *TASK_IL_METRICS) if key in results}
+    if results.get("acc_matrix"):
+        picked["accuracy_seen"] = seen_curve(results["acc_matrix"], results.get("test_sizes"))
     for key, value in results.get("metrics_continuum", {}).items():
         if f"{key}_continuum" in CONTINUUM_METRICS:
             picked[f"{key}_continuum"] = value
@@ -91,6 +95,27 @@ def markdown_table(rows: list[dict], convention: str = "textbook") -> str:
     return "\n".join(lines)
 
 
+ABLATION_FIGURES = {"curves": "ablation_curves.png", "bars": "ablation_bars.png"}
+
+
+def write_ablation_figures(rows: list[dict], output_dir) -> dict:
+    """Every variant's A_i curve (mean ± std over seeds) and the Last/Avg/forgetting bars, next to ablation.md."""
+    from .figures import save_ablation_bars, save_ablation_curves
+
+    output_dir = Path(output_dir)
+    ordered = sorted(rows, key=lambda row: ABLATION_ORDER.index(row["variant"]) if row["variant"] in ABLATION_ORDER else 99)
+    curves = {row["variant"]: [seed["accuracy_seen"] for seed in row["per_seed"] if seed.get("accuracy_seen")]
+              for row in ordered}
+    save_ablation_curves({variant: c for variant, c in curves.items() if c}, output_dir / ABLATION_FIGURES["curves"])
+    save_ablation_bars(ordered, output_dir / ABLATION_FIGURES["bars"])
+    return ABLATION_FIGURES
+
+
+def figure_links(figures: dict) -> str:
+    return ("\n![Accuracy on the classes seen so far, every variant](" + figures["curves"] + ")\n\n"
+            "![Last, Avg and forgetting with error bars over seeds](" + figures["bars"] + ")\n")
+
+
 def run_ablation(recipe: dict, overrides: list[str], seeds: int, output_dir, variants=ABLATION_ORDER, benchmark=None,
                  convention: str = "textbook") -> list[dict]:
     output_dir = Path(output_dir)
@@ -107,7 +132,8 @@ def run_ablation(recipe: dict, overrides: list[str], seeds: int, output_dir, var
         rows.append(ablation_row(variant, per_seed))
         # written after every variant so a long ablation shows progress and survives interruption
         write_json_atomic(output_dir / "ablation.json", nan_to_none(rows))
-        (output_dir / "ablation.md").write_text(markdown_table(rows) + "\n")
+        figures = write_ablation_figures(rows, output_dir)
+        (output_dir / "ablation.md").write_text(markdown_table(rows) + "\n" + figure_links(figures))
         (output_dir / "ablation_continuum.md").write_text(markdown_table(rows, "continuum") + "\n")
     print(markdown_table(rows, convention))
     return rows

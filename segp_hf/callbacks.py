@@ -15,11 +15,13 @@ from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 
 from .anchors import dpgd_attack, select_seeds
+from .console import progress
 from .data.pixel_cache import model_pixels
 from .losses import tsgr_neighbours
 from .modeling import adapter_disabled, encode_images, encode_texts, image_encoder
 from .prototypes import class_sums, transfer_prototypes
 from .task_state import AnchorSet, TaskState
+from .timing import timed
 
 
 def _device_of(model):
@@ -91,7 +93,8 @@ def build_anchors(model, state: TaskState, args, old_text: torch.Tensor, image_e
     prototypes = state.prototypes.to(device) if use_visual else torch.zeros(old_text.shape[0], 1, device=device)
     encoder = image_encoder(model, args.raw_feature)
     pixels, logits, raws = [], [], []
-    for chunk in torch.split(torch.arange(lo, hi), args.dpgd_batch_size):
+    chunks = torch.split(torch.arange(lo, hi), args.dpgd_batch_size)
+    for chunk in progress(chunks, args, "building anchors"):
         seeds = model_pixels(state.train_dataset[indices[chunk].tolist()]["pixel_values"], device, state.pixel_normalizer)
         chunk_targets = targets[chunk].to(device)
         anchors = dpgd_attack(
@@ -142,7 +145,8 @@ class TeacherTargetsCallback(TrainerCallback):
         self.state = task_state
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        prepare_teacher_targets(model, self.state, args)
+        with timed(self.state.extra.setdefault("timing", {}), "anchors_s"):
+            prepare_teacher_targets(model, self.state, args)
 
 
 def prepare_teacher_targets(model, task_state: TaskState, args):
@@ -201,7 +205,8 @@ class PrototypeCallback(TrainerCallback):
         self.state = task_state
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        update_prototypes(model, self.state, args)
+        with timed(self.state.extra.setdefault("timing", {}), "prototypes_s"):
+            update_prototypes(model, self.state, args)
 
 
 def _empty_sums(model, num_classes, raw_feature, width=None):

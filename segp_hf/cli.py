@@ -7,12 +7,12 @@ Parsing only; the work is in ``continual.py``. User errors print one line and ex
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+import textwrap
 from importlib import resources
 
 from .callbacks import TrainingDivergedError
-from .config import RecipeError, known_keys, load_recipe, parse_config
+from .config import RecipeError, load_recipe, parse_config
 from .data.scenario import DataError
 from .validation import check_command
 
@@ -99,12 +99,16 @@ def _ablate(args, overrides):
 
 
 class _Commands:
-    """Every subcommand gets ``--debug`` (and so the same error handling in ``main``)."""
+    """Every subcommand gets ``--quiet`` / ``--debug`` (and so the same error handling in ``main``)."""
 
     def __init__(self, subparsers):
         self.subparsers = subparsers
         self.common = argparse.ArgumentParser(add_help=False)
-        self.common.add_argument("--debug", action="store_true", help="show full tracebacks")
+        verbosity = self.common.add_mutually_exclusive_group()
+        verbosity.add_argument("--quiet", action="store_true",
+                               help="print only the final results and problems (no bars, no per-task lines)")
+        verbosity.add_argument("--debug", action="store_true",
+                               help="show full tracebacks and every log line (the Trainer's log dicts, library info)")
 
     def add_parser(self, name, **kwargs):
         # No conflict_handler="resolve": resolving a clash strips the option strings off the SHARED action,
@@ -137,11 +141,17 @@ def _task_list(text):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segp-hf", description="SeGP-CL continual learning of CLIP.")
     commands = _Commands(parser.add_subparsers(dest="command", required=True))
+    from .settings_help import settings_epilog
+
     train = commands.add_parser(
         "train",
         help="run the continual task sequence of a recipe",
-        description="Run every task of a recipe. Any recipe setting can be overridden as --key value. "
-        f"Settings: {', '.join(known_keys())}.",
+        description=textwrap.fill(
+            "Run every task of a recipe (default: the offline shapes world). Any setting below, and any "
+            "TrainingArguments field, can be set in the recipe or overridden here as --key value. The defaults "
+            "shown are the library's; a recipe (--config) may set others.", width=100),
+        epilog=settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
     train.add_argument(
@@ -196,14 +206,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also copy diagnostics.json into RUN_DIR, so its task model cards get a drift section")
     diagnose.add_argument("--config", help="recipe YAML whose settings override the run's")
     diagnose.set_defaults(handler=_diagnose)
+    report = commands.add_parser(
+        "report", help="one HTML page comparing finished runs (metrics, curves, heatmaps, differing settings)",
+        description="Write OUTPUT_DIR/index.html, a self-contained page (figures embedded) comparing the runs.",
+    )
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="output_dir of a run (with results.json)")
+    report.add_argument("--output_dir", required=True, help="where index.html goes")
+    report.set_defaults(handler=_report)
     return parser
+
+
+def _report(args, overrides):
+    from .html_report import write_report
+
+    if overrides:
+        raise RecipeError(f"unexpected arguments for report: {' '.join(overrides)}")
+    print(write_report(args.run_dirs, args.output_dir))
 
 
 def main(argv=None) -> int:
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     debug = getattr(args, "debug", False)
+    from .console import set_mode
+
+    set_mode("quiet" if getattr(args, "quiet", False) else "debug" if debug else "normal")
     try:
         check_command(args.command, args)  # the command's own arguments, before any work
         args.handler(args, overrides)

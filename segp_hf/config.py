@@ -92,7 +92,7 @@ class DataArguments:
         default="hf",
         metadata={"help": "Pixel preprocessing, the same on every machine: 'hf' (CLIPImageProcessorPil, never the "
                   "torchvision backend) or 'openai' (OpenAI CLIP's transform exactly: crop offsets rounded, not "
-                  "floored; see README 'Preprocessing')."},
+                  "floored; see docs/protocol.md 'Preprocessing')."},
     )
     max_train_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
     max_eval_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
@@ -191,7 +191,9 @@ class SeGPConfig(TrainingArguments):
         default="epoch", metadata={"help": "Trainer checkpoints inside a task, resumed after a kill ('no' to skip)."}
     )
     save_total_limit: int | None = field(default=1, metadata={"help": "Trainer checkpoints kept per task."})
-    report_to: None | str | list[str] = field(default="none", metadata={"help": "Trackers (tensorboard, wandb...)."})
+    report_to: None | str | list[str] = field(default="none", metadata={
+        "help": "Trackers (tensorboard, wandb, trackio, ...): losses, learning rate, grad norm, per-task accuracies and "
+        "timings on one step axis across tasks; TensorBoard files go to output_dir/runs."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep our columns."})
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
     ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "PeftModel under DDP."})
@@ -207,6 +209,16 @@ class SeGPConfig(TrainingArguments):
     def __post_init__(self):
         check_settings(self)  # before TrainingArguments' own set-up, so its errors never come first
         super().__post_init__()
+        # Pinned host memory only helps copies to an accelerator; without one torch warns at every DataLoader.
+        if self.dataloader_pin_memory and not _accelerator_available():
+            self.dataloader_pin_memory = False
+
+
+def _accelerator_available() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 @dataclass(frozen=True)

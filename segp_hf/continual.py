@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -20,20 +21,25 @@ from .callbacks import (
     prepare_teacher_targets,
 )
 from .config import RecipeError, config_to_dict, default_settings, method_switches
+from .console import evaluation_round, install_console, say, task_summary
 from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
 from .data.scenario import prompts_for, tokenize_prompts
 from .metrics import continual_metrics
 from .parallel import check_parallel_mode
 from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
 from .preprocessing import build_image_processor
+from .figures import save_seen_curve
 from .report import format_matrix, format_metrics, save_heatmap
 from .retention import format_retention
 from .task_state import TaskState
+from .timing import task_timing, timed
+from .tracking import TrackerRun
 from .trainer import SeGPTrainer
 
 logger = logging.getLogger(__name__)
 
 ZERO_SHOT_BEFORE_FILE = "zero_shot_before.json"  # the pretrained CLIP's zero-shot accuracies, once per run
+HEATMAP_PNG, CURVE_PNG = "acc_matrix.png", "accuracy_seen.png"  # pictures of results.json, next to it
 
 # Settings that may differ between an interrupted run and its resumption without changing results.
 RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size",
@@ -125,6 +131,10 @@ class ContinualRunner:
         self.acc_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]
         self.til_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]  # eval_task_incremental
         self.test_sizes = [0] * num_tasks
+        self.timing = [None] * num_tasks  # per task: seconds per phase and images/s (timing.py)
+        self.trackers = TrackerRun(self.output_dir)  # report_to integrations on one step axis for the run
+        self.step_offset = 0  # optimizer steps of the tasks before this one: the trackers' step axis
+        self.console = None  # the ConsoleCallback of the current task's Trainer (None without bars)
 
     # ------------------------------------------------------------------ resume
     def resume(self) -> int:
@@ -160,6 +170,8 @@ class ContinualRunner:
                 self.til_matrix[task] = ckpt.none_to_nan(saved["acc_row_til"])
             self.test_sizes = saved["test_sizes"]
             self.retention_after = saved.get("zero_shot_after", self.retention_after)
+            self.timing[task] = saved.get("timing")
+            self.step_offset = saved.get("global_step_end", self.step_offset)
         logger.info("Resuming after task %d from %s", done - 1, last)
         return done
 
@@ -196,7 +208,8 @@ class ContinualRunner:
     def make_trainer(self, task: int) -> SeGPTrainer:
         train_dataset = self.scenario.train_dataset(task, with_index=self.switches.acgd == "new_images")
         self.state.begin_task(task, self.scenario.bounds[task], train_dataset, default_data_collator)
-        return SeGPTrainer(
+        self.state.extra["timing"] = {}  # filled by the callbacks (anchors, prototypes) and run_task
+        trainer = SeGPTrainer(
             model=self.model,
             args=self.task_args(task),
             train_dataset=train_dataset,
@@ -204,18 +217,33 @@ class ContinualRunner:
             task_state=self.state,
             callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state), NonFiniteLossCallback(self.state)],
         )
+        self.console = install_console(trainer)
+        self.trackers.attach(trainer, self.step_offset)
+        return trainer
 
     def evaluate_row(self, trainer: SeGPTrainer, task: int) -> list[float]:
         """Accuracy (%) on every task after learning ``task``: seen tasks over all seen classes;
         future tasks (for FWT) zero-shot over the seen classes plus that task's own."""
         row = [math.nan] * self.data_args.num_tasks
         seen = torch.arange(self.scenario.seen_end(task))
-        for other in range(self.data_args.num_tasks):
-            if other > task and not self.data_args.eval_future_tasks:
-                continue
+        evaluated = [other for other in range(self.data_args.num_tasks)
+                     if other <= task or self.data_args.eval_future_tasks]
+        tests = {other: self.scenario.test_dataset(other) for other in evaluated}
+        args = trainer.args
+        per_batch = args.eval_batch_size * max(args.world_size, 1)
+        batches = sum(math.ceil(len(tests[other]) / per_batch)
+                      * (2 if other <= task and self.data_args.eval_task_incremental else 1) for other in evaluated)
+        with timed(self.state.extra["timing"], "eval_s"), trainer.logs_muted(), \
+                evaluation_round(self.console, batches, f"evaluating after task {task + 1}"):
+            self._evaluate_tasks(trainer, task, seen, tests, row)
+        self.state.eval_classes = None
+        self.state.extra["eval_images"] = sum(len(test) for test in tests.values())
+        return row
+
+    def _evaluate_tasks(self, trainer, task, seen, tests, row):
+        for other, test in tests.items():
             classes = seen if other <= task else torch.cat([seen, torch.arange(*self.scenario.bounds[other])])
             self.state.eval_classes = classes
-            test = self.scenario.test_dataset(other)
             self.test_sizes[other] = len(test)
             metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}")
             row[other] = 100.0 * metrics[f"task{other}_accuracy"]
@@ -223,8 +251,6 @@ class ContinualRunner:
                 self.state.eval_classes = torch.arange(*self.scenario.bounds[other])
                 metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}_til")
                 self.til_matrix[task][other] = 100.0 * metrics[f"task{other}_til_accuracy"]
-        self.state.eval_classes = None
-        return row
 
     # ------------------------------------------------------------ zero-shot retention
     def measure_retention(self, pretrained: bool) -> dict[str, float]:
@@ -275,12 +301,14 @@ class ContinualRunner:
         if checkpoint is not None:
             # The teacher is the model as the task started: compute its targets before the Trainer
             # loads the checkpoint's weights (it does so before any callback runs).
-            prepare_teacher_targets(trainer.model, self.state, trainer.args)
+            with timed(self.state.extra["timing"], "anchors_s"):
+                prepare_teacher_targets(trainer.model, self.state, trainer.args)
         elif self.is_main_process:
             ckpt.start_trainer_dir(self.output_dir, task, self.run_config)
         self.wait_for_everyone()
         try:
-            trainer.train(resume_from_checkpoint=checkpoint)
+            with timed(self.state.extra["timing"], "train_s"):
+                trainer.train(resume_from_checkpoint=checkpoint)
         except TrainingDivergedError as error:
             # Its checkpoints may hold non-finite weights: the task restarts from its beginning.
             if self.is_main_process:
@@ -296,16 +324,26 @@ class ContinualRunner:
                 f"--output_dir NEW_DIR --learning_rate LOWER to your command")
 
     def run_task(self, task: int):
+        started = time.perf_counter()
         trainer = self.make_trainer(task)
         if self.switches.train:
             self.train_task(trainer, task)
         self.acc_matrix[task] = self.evaluate_row(trainer, task)
         last = task == self.data_args.num_tasks - 1
+        retention_now = None
         if self.data_args.zero_shot_sets and self.is_main_process and (last or self.data_args.zero_shot_every_task):
-            self.retention_after = self.measure_retention(pretrained=False)
+            self.retention_after = retention_now = self.measure_retention(pretrained=False)
         metrics = self.metrics_so_far(task)
-        trainer.log({f"after_task{task}_{k}": v for k, v in metrics.items() if not math.isnan(v)})
+        raw = {**self.state.extra["timing"], "total_s": time.perf_counter() - started}
+        images = round(len(self.state.train_dataset) * (trainer.state.epoch or 0)) if self.switches.train else 0
+        self.timing[task] = task_timing(raw, images, self.state.extra.get("eval_images", 0))
+        # The task's last point on the run's step axis (one step on for a task without training).
+        step_end = self.step_offset + max(trainer.state.global_step, 1)
+        self.step_offset = step_end
+        self.trackers.log(self.tracker_metrics(task, metrics, retention_now), step_end)
         if trainer.is_world_process_zero():
+            say(task_summary(task, self.data_args.num_tasks, self.scenario.seen_end(task), metrics,
+                             self.timing[task]["total_s"], retention_now))
             end = self.scenario.seen_end(task)
             classes = {
                 "task": task,
@@ -316,7 +354,7 @@ class ContinualRunner:
                 "prompt_template": self.template,
             }
             payload = {"task": task, "acc_row": self.acc_matrix[task], "test_sizes": self.test_sizes, "metrics": metrics,
-                       **self.retention_results()}
+                       "timing": self.timing[task], "global_step_end": step_end, **self.retention_results()}
             if self.retention_after is not None:
                 payload["zero_shot_after"] = self.retention_after
             if self.data_args.eval_task_incremental:
@@ -332,6 +370,15 @@ class ContinualRunner:
         self.wait_for_everyone()
         return metrics
 
+    def tracker_metrics(self, task: int, metrics: dict, retention: dict | None) -> dict:
+        """What the trackers get after each task (``eval_x`` is shown as ``eval/x``, the rest as ``train/x``)."""
+        logs = {"eval_task": task + 1, "eval_accuracy_seen": metrics["last"]}
+        logs.update({f"eval_accuracy_T{other}": self.acc_matrix[task][other] for other in range(task + 1)})
+        logs.update({f"eval_{key}": metrics[key] for key in ("avg", "last", "forgetting", "bwt") if key in metrics})
+        logs.update({f"eval_zero_shot_{name}": value for name, value in (retention or {}).items()})
+        logs.update({f"timing_{key}": value for key, value in self.timing[task].items() if value is not None})
+        return {key: float(value) for key, value in logs.items() if value is not None and math.isfinite(value)}
+
     def write_results(self, task: int) -> dict:
         metrics = self.metrics_so_far(task)
         results = {
@@ -344,11 +391,14 @@ class ContinualRunner:
             **metrics,
             "metrics_continuum": self.metrics_so_far(task, convention="continuum"),
             **self.retention_results(),
+            "timing": self.timing,
         }
         if self.data_args.eval_task_incremental:
             results["acc_matrix_til"] = self.til_matrix
         ckpt.write_json_atomic(self.output_dir / ckpt.RESULTS_FILE, results)
-        save_heatmap(self.acc_matrix, self.output_dir / "acc_matrix.png", title=f"{self.config.variant}: accuracy (%)")
+        save_heatmap(self.acc_matrix, self.output_dir / HEATMAP_PNG, title=f"{self.config.variant}: accuracy (%)")
+        save_seen_curve({self.config.variant: self.acc_matrix}, self.output_dir / CURVE_PNG,
+                        task_weights=self.test_sizes)
         return results
 
     def check_output_dir(self):
@@ -389,6 +439,9 @@ class ContinualRunner:
             self.wait_for_everyone()
             return ckpt.nan_to_none({"acc_matrix": self.acc_matrix, **self.metrics_so_far(last)})
         results = ckpt.nan_to_none(self.write_results(last))
+        for tag, name in (("eval/acc_matrix", HEATMAP_PNG), ("eval/accuracy_seen_curve", CURVE_PNG)):
+            self.trackers.log_image(tag, self.output_dir / name, self.step_offset)
+        self.trackers.close()
         print(format_matrix(self.acc_matrix))
         print(format_metrics(results))
         if "zero_shot_retention" in results:

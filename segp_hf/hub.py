@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
 HEATMAP_FILE = "acc_matrix.png"
+CURVE_FILE = "accuracy_seen.png"  # A_i after each task so far
 CARD_TAGS = ["continual-learning", "clip", "lora", "segp-cl"]
 METRIC_KEYS = ("avg", "last", "forgetting", "bwt", "fwt")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -151,6 +152,8 @@ Row i: after training task i; column j: test images of task j (future columns ar
 
 ![accuracy matrix]({HEATMAP_FILE})
 
+![accuracy on the classes seen so far, after each task]({CURVE_FILE})
+
 ## Classes seen so far (class order)
 
 {names}
@@ -189,6 +192,11 @@ def write_task_card(output_dir, task: int, repo_id: str | None = None) -> Path:
     size = len(rows[0])
     save_heatmap(rows + [[math.nan] * size] * (size - len(rows)), folder / HEATMAP_FILE,
                  title=f"after task {task}: accuracy (%)")
+    from .figures import save_seen_curve
+
+    test_sizes = ckpt.read_json(folder / ckpt.METRICS_FILE).get("test_sizes")
+    save_seen_curve({"this run": rows + [[math.nan] * size] * (size - len(rows))}, folder / CURVE_FILE,
+                    task_weights=test_sizes, title=f"Accuracy on the classes seen, tasks 0..{task}")
     path = folder / CARD_FILE
     path.write_text(str(build_model_card(output_dir, task, repo_id)))
     return path
@@ -522,12 +530,15 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     if revision and not Path(base).is_dir():
         base_kwargs["revision"] = revision
     clip = CLIPModel.from_pretrained(base, **base_kwargs)
-    if from_hub:
-        # The adapter by revision, the way a user would: PeftModel.from_pretrained(clip, repo, revision="task-k").
-        model = PeftModel.from_pretrained(clip, str(repo_id_or_path), revision=branch_name(int(classes["task"])),
-                                          cache_dir=cache_dir, token=token)
-    else:
-        model = PeftModel.from_pretrained(clip, str(folder))
+    from .modeling import peft_wrapping
+
+    with peft_wrapping():
+        if from_hub:
+            # The adapter by revision, the way a user would: PeftModel.from_pretrained(clip, repo, revision="task-k").
+            model = PeftModel.from_pretrained(clip, str(repo_id_or_path), revision=branch_name(int(classes["task"])),
+                                              cache_dir=cache_dir, token=token)
+        else:
+            model = PeftModel.from_pretrained(clip, str(folder))
     freeze_lora_A(model)
     if merge:
         # Safe in place: this model only ever predicts (the training model is never merged).

@@ -7,6 +7,7 @@ the adapter disabled the model is exactly the pretrained CLIP.
 from __future__ import annotations
 
 import copy
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -52,6 +53,16 @@ def freeze_lora_A(model: torch.nn.Module) -> None:
         parameter.requires_grad_("lora_B" in name)
 
 
+@contextmanager
+def peft_wrapping():
+    """Around a PeftModel construction: peft (0.21, ``PeftModel.__init__``) reads transformers 5's deprecated
+    ``is_gradient_checkpointing`` property, which emits a FutureWarning from inside the two libraries; we never
+    enable checkpointing, so that one message, and only here, is ignored."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def build_lora_clip(
     model_name_or_path: str,
     r: int = 32,
@@ -63,7 +74,8 @@ def build_lora_clip(
 ) -> PeftModel:
     """A CLIPModel from a Hub id or local path with B-only LoRA in both towers."""
     base = load_clip(model_name_or_path, revision=revision, dtype=dtype)
-    model = get_peft_model(base, lora_config(r, alpha, target_modules, dropout))
+    with peft_wrapping():
+        model = get_peft_model(base, lora_config(r, alpha, target_modules, dropout))
     freeze_lora_A(model)
     return model
 

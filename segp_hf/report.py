@@ -39,7 +39,7 @@ def save_heatmap(acc_matrix, path, title: str = "Accuracy matrix (%)") -> None:
 
     matrix = np.array([[math.nan if v is None else v for v in row] for row in acc_matrix], dtype=float)
     size = matrix.shape[0]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * size, 0.8 + 0.5 * size))
+    fig, ax = plt.subplots(figsize=(max(3.4, 1.0 + 0.6 * size), max(2.8, 0.8 + 0.5 * size)))
     image = ax.imshow(matrix, vmin=0, vmax=100, cmap="viridis")
     for i in range(size):
         for j in range(size):
@@ -50,7 +50,7 @@ def save_heatmap(acc_matrix, path, title: str = "Accuracy matrix (%)") -> None:
     ax.set_ylabel("after training task")
     ax.set_xticks(range(size))
     ax.set_yticks(range(size))
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -4,6 +4,7 @@ are dual-path logits over the classes seen so far."""
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +54,7 @@ class SeGPTrainer(Trainer):
         self._term_count = 0
         self._eval_text = None
         self._draw_step, self._draw_micro = -1, 0
+        self._logs_muted = False
 
     # ------------------------------------------------------------------ training
     def _anchor_batch(self):
@@ -179,7 +181,19 @@ class SeGPTrainer(Trainer):
                 self._term_sums[name] = self._term_sums[name] + terms[name].detach()
         self._term_count += 1
 
+    @contextmanager
+    def logs_muted(self):
+        """No ``log`` calls in the block: the continual loop's per-task evaluations report their accuracies
+        itself, once per round (tracking.py), instead of one log line per evaluated task."""
+        self._logs_muted = True
+        try:
+            yield
+        finally:
+            self._logs_muted = False
+
     def log(self, logs, *args, **kwargs):
+        if self._logs_muted:
+            return
         # Training logs carry "loss": add each term's mean over the micro-batches since the last log.
         if "loss" in logs and self._term_count:
             for name, total in self._term_sums.items():

@@ -445,6 +445,6 @@ def update_readme(path) -> bool:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--write"]:
-        print("README updated" if update_readme(sys.argv[2] if len(sys.argv) > 2 else "README.md") else "README up to date")
+        print("README updated" if update_readme(sys.argv[2] if len(sys.argv) > 2 else "docs/troubleshooting.md") else "README up to date")
     else:
         print(markdown_table())

@@ -92,6 +92,9 @@ def test_ablate_writes_table(tiny_clip_dir, tiny_benchmark, tmp_path):
         assert {"last_std", "avg_mean", "forgetting_mean", "bwt_mean", "fwt_mean"} <= set(row)
     table = (tmp_path / "ablation.md").read_text()
     assert table.startswith("| variant |") and "| segp-cl |" in table
+    for figure in ("ablation_curves.png", "ablation_bars.png"):  # next to the table and linked from it
+        assert (tmp_path / figure).stat().st_size > 0 and f"]({figure})" in table
+    assert [len(r["accuracy_seen"]) for r in saved[0]["per_seed"]] == [2, 2]  # each seed's A_i curve
     assert rows[0]["per_seed"][0]["seed"] == 0
 
 

@@ -94,7 +94,7 @@ def test_model_card_contents(pushed_run):
     output_dir, results, _ = pushed_run
     for task in range(3):
         folder = output_dir / f"task-{task}"
-        for name in ("README.md", "acc_matrix.png", "adapter_model.safetensors", "prototypes.safetensors",
+        for name in ("README.md", "acc_matrix.png", "accuracy_seen.png", "adapter_model.safetensors", "prototypes.safetensors",
                      "classes.json", "segp_config.json", "metrics.json"):
             assert (folder / name).is_file(), name
     card = ModelCard.load(output_dir / "task-2" / "README.md")
@@ -108,6 +108,7 @@ def test_model_card_contents(pushed_run):
     assert sorted(r.metric_value for r in card.data.eval_results) == pytest.approx(sorted([results["avg"], results["last"]]))
     text = card.text
     assert "![accuracy matrix](acc_matrix.png)" in text
+    assert "](accuracy_seen.png)" in text  # the A_i curve, drawn from the same rows
     assert f'segp_hf.load_task("{REPO}", task=2)' in text and f"{REPO}@task-2" in text
     assert 'revision="task-2"' in text
     first = ModelCard.load(output_dir / "task-0" / "README.md").data.segp_cl

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import contextlib
 import io
 
 import datasets
@@ -147,7 +148,8 @@ class ClassIncrementalScenario:
         if isinstance(subset.features.get(self.image_column), datasets.Image):
             subset = subset.cast_column(self.image_column, datasets.Image(decode=False))  # decoded by decode_rgb
         if with_index:
-            subset = subset.add_column("sample_index", np.arange(len(rows)))
+            with _no_bookkeeping_bars():
+                subset = subset.add_column("sample_index", np.arange(len(rows)))
         if self.cached:
             return self._cached_subset(subset, rows, split, task)
         transform = ImageLabelTransform(self.image_processor, self.position_of_label, self.image_column, self.label_column)
@@ -205,7 +207,8 @@ class ClassIncrementalScenario:
         from .pixel_cache import CachedImageLabelTransform
 
         store, slot_of_row, store_rows, _, source = self._store_for(split, task)
-        subset = subset.add_column("pixel_slot", slot_of_row[rows])
+        with _no_bookkeeping_bars():
+            subset = subset.add_column("pixel_slot", slot_of_row[rows])
         transform = CachedImageLabelTransform(store, store_rows, source, self.image_processor, self.position_of_label,
                                               self.image_column, self.label_column)
         return subset.with_transform(transform)
@@ -242,3 +245,18 @@ def prompts_for(class_names, template: str) -> list[str]:
 def tokenize_prompts(tokenizer, prompts) -> dict[str, torch.Tensor]:
     encoded = tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt")
     return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+@contextlib.contextmanager
+def _no_bookkeeping_bars():
+    """``add_column`` on a ``select``-ed dataset flattens its index mapping with a progress bar of its own, once
+    per task and split: internal bookkeeping of a few milliseconds, not progress a user waits on."""
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
