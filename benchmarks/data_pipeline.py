@@ -33,7 +33,7 @@ from transformers import CLIPImageProcessor, default_data_collator
 
 from _common import machine, write_json
 from segp_hf.data import pixel_cache, scenario as scenario_module
-from segp_hf.data.pixel_cache import CachePlan, pixel_shape
+from segp_hf.data.pixel_cache import CachePlan, pixel_shape, ready_batches
 from segp_hf.data.scenario import ClassIncrementalScenario
 
 SIZES = {"cifar": ((32, 32), "PNG"), "imagenet": ((375, 500), "JPEG")}
@@ -55,7 +55,7 @@ def fabricated_images(count: int, height: int, width: int, fmt: str, seed: int =
 
 def epoch(dataset, batch_size: int, workers: int, normalizer=None, seed: int = 0) -> tuple[float, int]:
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                         collate_fn=default_data_collator, generator=torch.Generator().manual_seed(seed))
+                                         collate_fn=ready_batches(default_data_collator), generator=torch.Generator().manual_seed(seed))
     start, images = time.perf_counter(), 0
     for batch in loader:
         pixels = batch["pixel_values"]

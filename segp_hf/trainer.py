@@ -11,6 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer
 
 from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
+from .data.pixel_cache import ready_batches
 from .metrics import AccuracyMetric
 from .modeling import encode_images, encode_texts, float32_heads, merged_copy
 from .parallel import check_trainer_parallelism
@@ -44,6 +45,7 @@ class SeGPTrainer(Trainer):
         kwargs.setdefault("preprocess_logits_for_metrics", _argmax_logits)
         super().__init__(*args, **kwargs)
         check_trainer_parallelism(self)
+        self.data_collator = ready_batches(self.data_collator)  # cached sets hand over whole batches
         self.model_accepts_loss_kwargs = False
         self.task_state = task_state
         self.eval_merged = eval_merged
