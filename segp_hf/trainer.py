@@ -11,7 +11,7 @@ from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer
 
 from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
-from .data.pixel_cache import ready_batches
+from .data.pixel_cache import loader_workers, ready_batches
 from .metrics import AccuracyMetric
 from .modeling import encode_images, encode_texts, float32_heads, merged_copy
 from .parallel import check_trainer_parallelism
@@ -55,6 +55,29 @@ class SeGPTrainer(Trainer):
         self._term_count = 0
         self._eval_text = None
         self._draw_step, self._draw_micro = -1, 0
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, dataset, make):
+        """``make()`` with the DataLoader workers ``loader_workers`` chooses: a cached split is decoded by the
+        configured workers first, then read in this process (data/pixel_cache.py)."""
+        args = self.args
+        workers = loader_workers(dataset, args.dataloader_num_workers)
+        if workers == args.dataloader_num_workers:
+            return make()
+        saved = args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers
+        args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers = workers, None, False
+        try:
+            return make()
+        finally:
+            args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers = saved
+
+    def get_train_dataloader(self):
+        return self._loader(self.train_dataset, super().get_train_dataloader)
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        dataset = self.eval_dataset[eval_dataset] if isinstance(eval_dataset, str) else (
+            eval_dataset if eval_dataset is not None else self.eval_dataset)
+        return self._loader(dataset, lambda: super(SeGPTrainer, self).get_eval_dataloader(eval_dataset))
 
     # ------------------------------------------------------------------ training
     def _anchor_batch(self):

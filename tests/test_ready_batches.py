@@ -94,3 +94,22 @@ def test_the_trainers_and_callbacks_loaders_take_whole_batches(trainer_parts, mo
     assert sum(len(batch["labels"]) for batch in trainer.get_eval_dataloader(test)) == len(test)
     embeds, _, labels = encode_dataset(model, train, default_data_collator, 4, config.raw_feature, state.pixel_normalizer)
     assert len(embeds) == len(train) and torch.equal(labels, train.labels)
+
+
+def test_workers_fill_a_cached_set_then_the_trainer_reads_it_in_process(trainer_parts):
+    model, config, scenario, state = trainer_parts  # tiny_settings: pixel cache in memory, made for 0 workers
+    from segp_hf.data.pixel_cache import CachePlan
+
+    scenario.close_cache()
+    scenario.pixel_cache = CachePlan("memory", scenario.pixel_cache.shape, shared=True)  # as planned for workers
+    train, test = scenario.train_dataset(0), scenario.test_dataset(0)
+    config.dataloader_num_workers = 2
+    state.begin_task(0, scenario.bounds[0], train, default_data_collator)
+    trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator,
+                          task_state=state)
+    loader = trainer.get_train_dataloader()
+    store = scenario._stores["train"][0]
+    assert bool(store.filled.all())  # decoded by the 2 worker processes before the loader exists
+    assert loader.num_workers == 0 and config.dataloader_num_workers == 2  # read here; the setting is restored
+    assert trainer.get_eval_dataloader(test).num_workers == 0
+    assert bool(scenario._stores["test"][0].filled[torch.as_tensor(test.slots)].all())
