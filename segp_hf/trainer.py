@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer
 
-from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
 from .data.pixel_cache import loader_workers, ready_batches
+from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
 from .metrics import AccuracyMetric
 from .modeling import encode_images, encode_texts, float32_heads, merged_copy
 from .parallel import check_trainer_parallelism

@@ -4,7 +4,6 @@ them whole."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from transformers import CLIPImageProcessor, default_data_collator
