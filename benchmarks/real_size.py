@@ -74,6 +74,15 @@ def fabricated_cifar100(folder: Path, per_class: int = 1, seed: int = 0) -> str:
     return str(folder)
 
 
+def cifar_words() -> list[str]:
+    """The words of CIFAR-100's class names: each prompt gets its own tokens (with unknown words every prompt
+    would be the same and the text gradients of the classes would cancel)."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from hub_fakes import CIFAR100_HUB_FINE
+
+    return sorted({word for name in CIFAR100_HUB_FINE for word in name.replace("_", " ").split()})
+
+
 # ------------------------------------------------------------------------------------------- two tasks
 def two_task_run(model_dir: str, data_dir: str, output: Path, num_tasks: int, tasks: int = 2) -> dict:
     """Tasks 0..tasks-1 of the CIFAR-100 recipe (CPU-sized, see the module docstring) through ContinualRunner."""
@@ -204,7 +213,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="segp-real-size-") as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
-        model_dir = save_model(tmp / "model", args.tiny)
+        model_dir = save_model(tmp / "model", args.tiny, cifar_words())
         report["model_build_s"] = time.perf_counter() - start
         if not args.skip_run:
             data_dir = fabricated_cifar100(tmp / "cifar100")

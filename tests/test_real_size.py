@@ -27,6 +27,18 @@ def test_real_size_tiny_mode_runs_two_recipe_tasks_and_projects_memory(tmp_path,
              + memory["per_image_mib"] * images) / 1024)
 
 
+def test_fabricated_tokenizer_gives_each_cifar_class_its_own_prompt(tmp_path, monkeypatch):
+    # identical prompts would make the classes' text gradients cancel (a run that trains nothing)
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import real_size
+    from hub_fakes import CIFAR100_HUB_FINE
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(real_size.save_model(tmp_path / "m", True, real_size.cifar_words()))
+    prompts = {tuple(tokenizer(f"a good photo of a {name.replace('_', ' ')}.")["input_ids"]) for name in CIFAR100_HUB_FINE}
+    assert len(prompts) == 100 and not any(tokenizer.unk_token_id in ids for ids in prompts)
+
+
 def test_projection_is_the_line_through_the_two_measurements():
     import sys
 
