@@ -39,6 +39,10 @@ def save_model(path: Path, tiny: bool, extra_words=()) -> str:
         for sub, width, heads in ((config.vision_config, 64, 2), (config.text_config, 64, 2)):
             sub.hidden_size, sub.intermediate_size, sub.num_hidden_layers, sub.num_attention_heads = width, 2 * width, 1, heads
         config.vision_config.image_size, config.vision_config.patch_size, config.projection_dim = 32, 16, 32
+    # The text tower pools at the first eos_token_id: it must be the fabricated tokenizer's (else every prompt
+    # pools at position 0, all classes get the same text embedding and the CE gradients cancel).
+    for ids in (config.text_config, config):
+        ids.pad_token_id, ids.bos_token_id, ids.eos_token_id = 0, 2, 3
     torch.manual_seed(0)
     CLIPModel(config).save_pretrained(path)
     words = WORDS + sorted(set(extra_words) - set(WORDS))

@@ -4,6 +4,7 @@ fabricated copy in the Hub schema through the registry's data_dir path, and the 
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 
@@ -34,9 +35,17 @@ def test_fabricated_tokenizer_gives_each_cifar_class_its_own_prompt(tmp_path, mo
     from hub_fakes import CIFAR100_HUB_FINE
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(real_size.save_model(tmp_path / "m", True, real_size.cifar_words()))
-    prompts = {tuple(tokenizer(f"a good photo of a {name.replace('_', ' ')}.")["input_ids"]) for name in CIFAR100_HUB_FINE}
-    assert len(prompts) == 100 and not any(tokenizer.unk_token_id in ids for ids in prompts)
+    from segp_hf.modeling import build_lora_clip, encode_texts
+
+    path = real_size.save_model(tmp_path / "m", True, real_size.cifar_words())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    prompts = [f"a good photo of a {name.replace('_', ' ')}." for name in CIFAR100_HUB_FINE]
+    ids = {tuple(tokenizer(prompt)["input_ids"]) for prompt in prompts}
+    assert len(ids) == 100 and not any(tokenizer.unk_token_id in row for row in ids)
+    # and the text tower pools at the tokenizer's end token: different prompts, different embeddings
+    tokens = tokenizer(prompts[:3], padding=True, return_tensors="pt")
+    embeds = encode_texts(build_lora_clip(path, r=4), tokens["input_ids"], tokens["attention_mask"])
+    assert not torch.allclose(embeds[0], embeds[1]) and not torch.allclose(embeds[1], embeds[2])
 
 
 def test_projection_is_the_line_through_the_two_measurements():
