@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 
 from .anchors import dpgd_attack, select_seeds
 from .console import progress
-from .data.pixel_cache import model_pixels
+from .data.pixel_cache import model_pixels, ready_batches
 from .losses import tsgr_neighbours
 from .modeling import adapter_disabled, encode_images, encode_texts, image_encoder
 from .prototypes import class_sums, transfer_prototypes
@@ -65,7 +65,7 @@ def gather_shards(local: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def _loader(dataset, collator, batch_size):
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=ready_batches(collator))
 
 
 @torch.no_grad()

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer
 
+from .data.pixel_cache import loader_workers, ready_batches
 from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
 from .metrics import AccuracyMetric
 from .modeling import encode_images, encode_texts, float32_heads, merged_copy
@@ -45,6 +46,7 @@ class SeGPTrainer(Trainer):
         kwargs.setdefault("preprocess_logits_for_metrics", _argmax_logits)
         super().__init__(*args, **kwargs)
         check_trainer_parallelism(self)
+        self.data_collator = ready_batches(self.data_collator)  # cached sets hand over whole batches
         self.model_accepts_loss_kwargs = False
         self.task_state = task_state
         self.eval_merged = eval_merged
@@ -55,6 +57,29 @@ class SeGPTrainer(Trainer):
         self._eval_text = None
         self._draw_step, self._draw_micro = -1, 0
         self._logs_muted = False
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, dataset, make):
+        """``make()`` with the DataLoader workers ``loader_workers`` chooses: a cached split is decoded by the
+        configured workers first, then read in this process (data/pixel_cache.py)."""
+        args = self.args
+        workers = loader_workers(dataset, args.dataloader_num_workers)
+        if workers == args.dataloader_num_workers:
+            return make()
+        saved = args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers
+        args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers = workers, None, False
+        try:
+            return make()
+        finally:
+            args.dataloader_num_workers, args.dataloader_prefetch_factor, args.dataloader_persistent_workers = saved
+
+    def get_train_dataloader(self):
+        return self._loader(self.train_dataset, super().get_train_dataloader)
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        dataset = self.eval_dataset[eval_dataset] if isinstance(eval_dataset, str) else (
+            eval_dataset if eval_dataset is not None else self.eval_dataset)
+        return self._loader(dataset, lambda: super(SeGPTrainer, self).get_eval_dataloader(eval_dataset))
 
     # ------------------------------------------------------------------ training
     def _anchor_batch(self):

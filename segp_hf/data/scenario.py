@@ -204,14 +204,17 @@ class ClassIncrementalScenario:
         return self._stores[key]
 
     def _cached_subset(self, subset, rows, split, task):
-        from .pixel_cache import CachedImageLabelTransform
+        from .pixel_cache import CachedImageLabelTransform, CachedSplit
 
         store, slot_of_row, store_rows, _, source = self._store_for(split, task)
+        slots = slot_of_row[rows]
         with _no_bookkeeping_bars():
-            subset = subset.add_column("pixel_slot", slot_of_row[rows])
+            subset = subset.add_column("pixel_slot", slots)
         transform = CachedImageLabelTransform(store, store_rows, source, self.image_processor, self.position_of_label,
                                               self.image_column, self.label_column)
-        return subset.with_transform(transform)
+        labels = self._train_labels if split == "training" else self._test_labels
+        sample_index = np.arange(len(rows)) if "sample_index" in subset.column_names else None
+        return CachedSplit(subset, transform, slots, self.position_of_label[labels[rows]], sample_index)
 
     @property
     def pixel_normalizer(self):
