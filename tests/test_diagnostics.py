@@ -93,8 +93,9 @@ def test_measures_match_the_checkpoints(segp_run, segp_diagnostics):
 
 
 def test_zero_learning_rate_gives_zero_drift(tiny_clip_dir, tiny_benchmark, tmp_path):
-    """Plain LoRA that never moves (B stays zero): every model equals the pretrained one, so every drift is 0."""
-    run = _train(tiny_clip_dir, tiny_benchmark, tmp_path / "run", variant="lora", learning_rate=0.0, num_tasks=2)
+    """A run that never moves (the zero-shot variant: B stays zero; a learning rate of 0 is refused as a setting):
+    every model equals the pretrained one, so every drift is 0."""
+    run = _train(tiny_clip_dir, tiny_benchmark, tmp_path / "run", variant="zero-shot", num_tasks=2)
     result = diagnose_run(run, tmp_path / "diag", benchmark=tiny_benchmark, plots=False)
     record = result["tasks"][1]
     assert record["groups"] is not None
@@ -102,7 +103,7 @@ def test_zero_learning_rate_gives_zero_drift(tiny_clip_dir, tiny_benchmark, tmp_
         if key.startswith("new_class_confusion"):  # a share, not a drift
             continue
         assert max(abs(v) for v in values) < 1e-5, key
-    assert "prototype_error" not in record["per_class"]  # lora keeps no prototypes
+    assert "prototype_error" not in record["per_class"]  # zero-shot keeps no prototypes
 
 
 def test_task_selection_and_confusion_split(segp_run, tiny_benchmark, tmp_path):
