@@ -145,7 +145,7 @@ def test_cli_diagnose(segp_run, tiny_clip_dir, tmp_path, monkeypatch, capsys):
         (["diagnose", str(segp_run), "--output_dir", str(out), "--tasks", "7"], "cannot diagnose task(s) [7]"),
         (["diagnose", str(segp_run), "--output_dir", str(out), "--tasks", "one"], "--tasks must be"),
         (["diagnose", str(segp_run), "--output_dir", str(out), "--split", "nearest"], "--split must be"),
-        (["diagnose", str(segp_run), "--output_dir", str(out), "--k", "0"], "--k must be >= 1"),
+        (["diagnose", str(segp_run), "--output_dir", str(out), "--k", "0"], "--k=0 is out of range"),
     ):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()

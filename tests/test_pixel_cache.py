@@ -167,9 +167,12 @@ def test_budget_fallbacks_are_announced(tmp_path, caplog):
 
 
 def test_a_run_refuses_an_unknown_cache_mode(tmp_path, tiny_clip_dir, tiny_benchmark):
+    """Refused with the other settings, before any model or data (validation.RULES)."""
+    from segp_hf.config import RecipeError
+
     settings = tiny_settings(tiny_clip_dir, tmp_path, pixel_cache="ram")
-    with pytest.raises(DataError, match="pixel_cache='ram' is not valid; choose one of: memory, disk, off"):
-        ContinualRunner(*parse_config(settings), benchmark=tiny_benchmark)
+    with pytest.raises(RecipeError, match="pixel_cache='ram' is not valid.*choose one of: memory, disk, off"):
+        parse_config(settings)
 
 
 @pytest.mark.parametrize("mode", ["memory", "disk"])
