@@ -296,7 +296,7 @@ def test_vit_b16_has_the_papers_3_44m_trainable_parameters():
     from peft import get_peft_model
     from transformers import CLIPConfig, CLIPModel
 
-    from segp_hf.modeling import freeze_lora_A, lora_config
+    from segp_hf.modeling import freeze_lora_A, lora_config, peft_wrapping
 
     config = CLIPConfig(
         text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
@@ -305,7 +305,7 @@ def test_vit_b16_has_the_papers_3_44m_trainable_parameters():
                            image_size=224, patch_size=16),
         projection_dim=512,
     )
-    with torch.device("meta"):
+    with torch.device("meta"), peft_wrapping():
         model = get_peft_model(CLIPModel(config), lora_config(32))
     freeze_lora_A(model)
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 3_440_640
