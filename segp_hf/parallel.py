@@ -42,17 +42,23 @@ def check_trainer_parallelism(trainer) -> None:
     check_parallel_mode(trainer.args)
 
 
+def global_batch_problem(global_batch: int, world_size: int, accumulation: int) -> str | None:
+    """Why ``global_batch`` cannot be split over the processes and accumulation steps (None when it can);
+    the one check behind :func:`per_device_batch` and the validation rule table."""
+    if global_batch % (world_size * accumulation):
+        return (f"global_train_batch_size={global_batch} does not divide into {world_size} process(es) x "
+                f"gradient_accumulation_steps={accumulation}")
+    return None
+
+
 def per_device_batch(global_batch: int, world_size: int, accumulation: int) -> int:
     """The per-device batch that makes ``global_batch`` images per optimizer step."""
     if global_batch < 1:
         raise RecipeError(f"global_train_batch_size must be >= 1, got {global_batch}")
-    shards = world_size * accumulation
-    if global_batch % shards:
-        raise RecipeError(
-            f"global_train_batch_size={global_batch} does not divide into {world_size} process(es) x "
-            f"gradient_accumulation_steps={accumulation}; choose a multiple of {shards}"
-        )
-    return global_batch // shards
+    problem = global_batch_problem(global_batch, world_size, accumulation)
+    if problem:
+        raise RecipeError(f"{problem}; choose a multiple of {world_size * accumulation}")
+    return global_batch // (world_size * accumulation)
 
 
 def apply_global_batch(config) -> None:

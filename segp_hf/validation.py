@@ -237,14 +237,12 @@ def _class_order_ids(model_args, data_args, config):
 
 
 def _global_batch(model_args, data_args, config):
+    from .parallel import global_batch_problem
+
     total = getattr(config, "global_train_batch_size", None)
     if total is None:
         return None
-    per_step = getattr(config, "world_size", 1) * config.gradient_accumulation_steps
-    if total % per_step:
-        return (f"global_train_batch_size={total} does not divide into {getattr(config, 'world_size', 1)} device(s) x "
-                f"gradient_accumulation_steps={config.gradient_accumulation_steps}")
-    return None
+    return global_batch_problem(total, getattr(config, "world_size", 1), config.gradient_accumulation_steps)
 
 
 def _both_precisions(model_args, data_args, config):

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from segp_hf import cli, validation
-from segp_hf.config import ARGUMENT_CLASSES, SeGPConfig, parse_config
+from segp_hf.config import ARGUMENT_CLASSES, parse_config
 
 README = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"  
 
@@ -176,8 +176,6 @@ def test_global_batch_must_divide():
     assert validation._global_batch(None, None, SimpleNamespace(gradient_accumulation_steps=3)) is None  # unset
 
 
-@pytest.mark.skipif("global_train_batch_size" not in {f.name for f in dataclasses.fields(SeGPConfig)},
-                    reason="global_train_batch_size is not a setting yet")
 def test_global_batch_from_the_command_line(nothing_built, tmp_path, capsys):
     code, err = _main(["train", "--output_dir", str(tmp_path), "--global_train_batch_size", "9",
                        "--gradient_accumulation_steps", "2"], capsys)
