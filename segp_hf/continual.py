@@ -258,10 +258,10 @@ class ContinualRunner:
         from .modeling import adapter_disabled
         from .retention import measure_retention
 
-        processor = build_image_processor(resolve_model_path(self.model_args.model_name_or_path),
-                                          self.model_args.model_revision, mode=self.data_args.image_preprocessing)
         self.model.to(self.config.device)
-        args = (processor, self.tokenizer, self.data_args, self.config.per_device_eval_batch_size, self.config.device)
+        # the run's own image processor (image_preprocessing), built once with the scenario
+        args = (self.scenario.image_processor, self.tokenizer, self.data_args, self.config.per_device_eval_batch_size,
+                self.config.device)
         if not pretrained:
             return measure_retention(self.model, *args)
         with adapter_disabled(self.model):
