@@ -272,3 +272,35 @@ def test_task_incremental_matrix(tiny_clip_dir, tiny_benchmark, tmp_path, full_r
     assert til[0][0] == results["acc_matrix"][0][0]
     assert results["last_til"] is not None and results["forgetting_til"] is not None
     assert ckpt.read_json(tmp_path / "task-1" / ckpt.METRICS_FILE)["acc_row_til"][:2] == til[1][:2]
+
+
+def test_zero_shot_retention_scores_the_pretrained_clip_before_and_the_last_task_after(
+        tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    from transformers import AutoTokenizer, CLIPModel
+
+    from segp_hf import load_task
+    from segp_hf.data.benchmarks import evaluate_zero_shot
+    from segp_hf.preprocessing import build_image_processor
+    from segp_hf.retention import load_retention_set
+
+    results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, num_tasks=2, zero_shot_sets=["shapes_heldout"],
+                   zero_shot_max_images=30, learning_rate=0.2)
+    held_out = load_retention_set("shapes_heldout", max_images=30)
+    processor, tokenizer = build_image_processor(tiny_clip_dir), AutoTokenizer.from_pretrained(tiny_clip_dir)
+    before = 100 * evaluate_zero_shot(CLIPModel.from_pretrained(tiny_clip_dir), processor, tokenizer, held_out)
+    after = 100 * evaluate_zero_shot(load_task(str(tmp_path), task=1, merge=False).model, processor, tokenizer, held_out)
+    table = results["zero_shot_retention"]["shapes_heldout"]
+    assert table == {"before": pytest.approx(before), "after": pytest.approx(after)}
+    assert json.loads((tmp_path / "results.json").read_text())["zero_shot_retention"] == results["zero_shot_retention"]
+    assert (tmp_path / "zero_shot_before.json").is_file()
+    # measured again after training (file gone): still the pretrained CLIP, the adapter switched off
+    (tmp_path / "zero_shot_before.json").unlink()
+    remeasured = _run(tiny_clip_dir, tiny_benchmark, tmp_path, num_tasks=2, zero_shot_sets=["shapes_heldout"],
+                      zero_shot_max_images=30, learning_rate=0.2)
+    assert remeasured["zero_shot_retention"]["shapes_heldout"]["before"] == pytest.approx(before)
+    assert before != pytest.approx(after)  # so the two cannot be mixed up unnoticed
+    # a finished run resumed: nothing is measured again, the table is read back
+    monkeypatch.setattr(ContinualRunner, "measure_retention", lambda *a, **k: pytest.fail("measured again"))
+    again = _run(tiny_clip_dir, tiny_benchmark, tmp_path, num_tasks=2, zero_shot_sets=["shapes_heldout"],
+                 zero_shot_max_images=30, learning_rate=0.2)
+    assert again["zero_shot_retention"] == results["zero_shot_retention"]
