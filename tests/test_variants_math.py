@@ -71,11 +71,12 @@ def test_init_adapter_is_nn_linear_default_range():
 
 
 def test_adapter_logits_by_hand():
-    # W swaps the two axes: W f = [0, 1]; u = [1, 0] and [0, 2]: cos = 0 and 1 -> logits 0, 100
+    # W = [[1,0],[1,1]] (not symmetric, so W f and W^T f differ): W f = [1, 1]; u = [1, 0] and [0, 2]:
+    # cos = 1/sqrt2 each -> logits 70.7107, 70.7107 (W^T f = [1, 0] would give 100, 0)
     feats = torch.tensor([[1.0, 0.0]])
-    w = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    w = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     text = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    close(rapf.adapter_logits(feats, w, text), [[0.0, 100.0]])
+    close(rapf.adapter_logits(feats, w, text), [[70.7107, 70.7107]], atol=1e-3)
 
 
 def test_class_statistics_by_hand():
@@ -183,7 +184,9 @@ def test_fuse_adapter_limits():
     g = torch.Generator().manual_seed(0)
     old, new = torch.randn(6, 6, generator=g), torch.randn(6, 6, generator=g)
     close(rapf.fuse_adapter(new, old, 1.0), new, atol=1e-4)  # b >= 1: the mask is all ones, nothing pulled back
-    close(rapf.fuse_adapter(old.clone(), old, 0.5), old)  # nothing learnt: no 0/0, the weight is kept
+    # nothing learnt: the change is exactly 0 (diagonal old weight, exact SVD), no 0/0, the weight is kept
+    diagonal = torch.diag(torch.tensor([2.0, 1.0]))
+    assert torch.equal(rapf.fuse_adapter(diagonal.clone(), diagonal, 0.5), diagonal)
     fused = rapf.fuse_adapter(new, old, 0.0)
     # every entry (in U's basis) lies between the old and the new value
     u = torch.linalg.svd(old)[0]
