@@ -24,6 +24,7 @@ from .config import RecipeError, config_to_dict, default_settings, method_switch
 from .console import evaluation_round, install_console, say, task_summary
 from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
 from .data.scenario import prompts_for, tokenize_prompts
+from .evaluation import accuracy_round, evaluated_tasks, round_batches
 from .metrics import continual_metrics
 from .parallel import check_parallel_mode
 from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
@@ -135,6 +136,7 @@ class ContinualRunner:
         self.trackers = TrackerRun(self.output_dir)  # report_to integrations on one step axis for the run
         self.step_offset = 0  # optimizer steps of the tasks before this one: the trackers' step axis
         self.console = None  # the ConsoleCallback of the current task's Trainer (None without bars)
+        self.eval_images = 0  # images scored by the current task's accuracy round
 
     # ------------------------------------------------------------------ resume
     def resume(self) -> int:
@@ -208,7 +210,6 @@ class ContinualRunner:
     def make_trainer(self, task: int) -> SeGPTrainer:
         train_dataset = self.scenario.train_dataset(task, with_index=self.switches.acgd == "new_images")
         self.state.begin_task(task, self.scenario.bounds[task], train_dataset, default_data_collator)
-        self.state.extra["timing"] = {}  # filled by the callbacks (anchors, prototypes) and run_task
         trainer = SeGPTrainer(
             model=self.model,
             args=self.task_args(task),
@@ -222,35 +223,22 @@ class ContinualRunner:
         return trainer
 
     def evaluate_row(self, trainer: SeGPTrainer, task: int) -> list[float]:
-        """Accuracy (%) on every task after learning ``task``: seen tasks over all seen classes;
-        future tasks (for FWT) zero-shot over the seen classes plus that task's own."""
-        row = [math.nan] * self.data_args.num_tasks
-        seen = torch.arange(self.scenario.seen_end(task))
-        evaluated = [other for other in range(self.data_args.num_tasks)
-                     if other <= task or self.data_args.eval_future_tasks]
+        """Accuracy (%) on every task after learning ``task`` (evaluation.accuracy_round); records the test sizes,
+        the task-IL row and the images scored."""
+        evaluated = evaluated_tasks(task, self.data_args.num_tasks, self.data_args.eval_future_tasks)
         tests = {other: self.scenario.test_dataset(other) for other in evaluated}
-        args = trainer.args
-        per_batch = args.eval_batch_size * max(args.world_size, 1)
-        batches = sum(math.ceil(len(tests[other]) / per_batch)
-                      * (2 if other <= task and self.data_args.eval_task_incremental else 1) for other in evaluated)
-        with timed(self.state.extra["timing"], "eval_s"), trainer.logs_muted(), \
+        per_batch = trainer.args.eval_batch_size * max(trainer.args.world_size, 1)
+        batches = round_batches(tests, task, per_batch, self.data_args.eval_task_incremental)
+        with timed(self.state.timing, "eval_s"), trainer.logs_muted(), \
                 evaluation_round(self.console, batches, f"evaluating after task {task + 1}"):
-            self._evaluate_tasks(trainer, task, seen, tests, row)
-        self.state.eval_classes = None
-        self.state.extra["eval_images"] = sum(len(test) for test in tests.values())
-        return row
-
-    def _evaluate_tasks(self, trainer, task, seen, tests, row):
-        for other, test in tests.items():
-            classes = seen if other <= task else torch.cat([seen, torch.arange(*self.scenario.bounds[other])])
-            self.state.eval_classes = classes
-            self.test_sizes[other] = len(test)
-            metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}")
-            row[other] = 100.0 * metrics[f"task{other}_accuracy"]
-            if other <= task and self.data_args.eval_task_incremental:
-                self.state.eval_classes = torch.arange(*self.scenario.bounds[other])
-                metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}_til")
-                self.til_matrix[task][other] = 100.0 * metrics[f"task{other}_til_accuracy"]
+            result = accuracy_round(trainer, self.scenario, task, tests, self.data_args.num_tasks,
+                                    self.data_args.eval_task_incremental)
+        for other, size in result.test_sizes.items():
+            self.test_sizes[other] = size
+        for other, accuracy in result.til_row.items():
+            self.til_matrix[task][other] = accuracy
+        self.eval_images = result.images
+        return result.row
 
     # ------------------------------------------------------------ zero-shot retention
     def measure_retention(self, pretrained: bool) -> dict[str, float]:
@@ -301,13 +289,13 @@ class ContinualRunner:
         if checkpoint is not None:
             # The teacher is the model as the task started: compute its targets before the Trainer
             # loads the checkpoint's weights (it does so before any callback runs).
-            with timed(self.state.extra["timing"], "anchors_s"):
+            with timed(self.state.timing, "anchors_s"):
                 prepare_teacher_targets(trainer.model, self.state, trainer.args)
         elif self.is_main_process:
             ckpt.start_trainer_dir(self.output_dir, task, self.run_config)
         self.wait_for_everyone()
         try:
-            with timed(self.state.extra["timing"], "train_s"):
+            with timed(self.state.timing, "train_s"):
                 trainer.train(resume_from_checkpoint=checkpoint)
         except TrainingDivergedError as error:
             # Its checkpoints may hold non-finite weights: the task restarts from its beginning.
@@ -334,9 +322,9 @@ class ContinualRunner:
         if self.data_args.zero_shot_sets and self.is_main_process and (last or self.data_args.zero_shot_every_task):
             self.retention_after = retention_now = self.measure_retention(pretrained=False)
         metrics = self.metrics_so_far(task)
-        raw = {**self.state.extra["timing"], "total_s": time.perf_counter() - started}
+        raw = {**self.state.timing, "total_s": time.perf_counter() - started}
         images = round(len(self.state.train_dataset) * (trainer.state.epoch or 0)) if self.switches.train else 0
-        self.timing[task] = task_timing(raw, images, self.state.extra.get("eval_images", 0))
+        self.timing[task] = task_timing(raw, images, self.eval_images)
         # The task's last point on the run's step axis (one step on for a task without training).
         step_end = self.step_offset + max(trainer.state.global_step, 1)
         self.step_offset = step_end
@@ -361,7 +349,8 @@ class ContinualRunner:
                 payload["acc_row_til"] = self.til_matrix[task]
             ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload)
             self.write_results(task)
-            from .hub import hub_repo_id, write_task_card
+            from .hub import hub_repo_id
+            from .model_card import write_task_card
 
             write_task_card(self.output_dir, task, hub_repo_id(self.config))
             ckpt.remove_trainer_dir(self.output_dir, task)  # superseded by task-k
