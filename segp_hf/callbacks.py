@@ -25,6 +25,16 @@ class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the task is stopped before anything of it is saved."""
 
 
+def diverged_advice(task: int, output_dir) -> str:
+    """What to do after task ``task`` diverged (its checkpoints are dropped; the finished tasks are intact)."""
+    if task == 0:
+        return ("nothing of task 0 was saved (no task was finished yet). To go on, rerun with a lower "
+                "--learning_rate (or lower loss weights) and a new --output_dir")
+    return (f"nothing of task {task} was saved (tasks 0..{task - 1} are intact in {output_dir}). To go on, "
+            f"continue from task {task - 1} in a new directory: add --resume_from {output_dir}@task-{task - 1} "
+            f"--output_dir NEW_DIR --learning_rate LOWER to your command")
+
+
 class NonFiniteLossCallback(TrainerCallback):
     """Stops the task at the first logged non-finite loss (the logged loss is not NaN-filtered here)."""
 
