@@ -5,7 +5,7 @@ weights and images.
 
 Cases (eval mode, no_grad, text embeddings computed once per evaluation and cached in every case):
   dual-merged  SeGPTrainer.predict_logits on segp_hf.modeling.merged_copy(model): the LoRA merged into the
-               base weights (what load_task / segp-hf eval predict with, and SeGPTrainer(eval_merged=True)),
+               base weights (what load_task / segp-hf eval predict with),
                s*cos(image, text) + beta*s*cos(raw, prototype) over the seen classes
   dual         the same on the LoRA CLIP with the adapter unmerged (SeGPTrainer's default evaluation)
   lora-clip    the unmerged LoRA model, CLIP path only (beta = 0): separates the adapter's cost from the

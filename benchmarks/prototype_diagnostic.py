@@ -29,7 +29,7 @@ from PIL import Image  # noqa: E402
 
 from segp_hf import checkpoints as ckpt  # noqa: E402
 from segp_hf.data.shapes import render_arrays  # noqa: E402
-from segp_hf.hub import load_task  # noqa: E402
+from segp_hf.inference import load_task  # noqa: E402
 from segp_hf.modeling import encode_images  # noqa: E402
 from segp_hf.prototypes import dual_path_logits  # noqa: E402
 

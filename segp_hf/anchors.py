@@ -1,13 +1,21 @@
-"""DPGD: dual-targeted PGD anchors built on the teacher before each task (pure tensor code)."""
+"""DPGD anchors: dual-targeted PGD images built on the teacher before each task.
+
+The attack itself is pure tensor code (``select_seeds``, ``dpgd_objective``, ``dpgd_attack``); ``build_anchors``
+runs it on the model and the task's images and caches the teacher's outputs in an ``AnchorSet``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from .console import progress
+from .data.pixel_cache import model_pixels
+from .distributed import distributed_world, gather_shards, shard_bounds
 from .losses import clip_logits
+from .modeling import clip_of, device_of, encode_images, image_encoder
 
 Encoder = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -62,3 +70,58 @@ def dpgd_attack(
             (grad,) = torch.autograd.grad(loss, [delta])
         delta = (delta.detach() - step_size * grad.sign()).clamp_(-epsilon, epsilon)
     return (pixel_values + delta).detach()
+
+
+# ------------------------------------------------------------------ the anchor set of a task
+@dataclass
+class AnchorSet:
+    """DPGD anchors with the teacher's outputs cached once, so no teacher runs during training."""
+
+    pixel_values: torch.Tensor  # (A, 3, H, W)
+    targets: torch.Tensor  # (A,) old-class positions
+    teacher_logits: torch.Tensor  # (A, old classes)
+    teacher_raw: torch.Tensor  # (A, D) raw features h^T
+
+    def __len__(self):
+        return self.targets.shape[0]
+
+
+def build_anchors(model, state, args, old_text: torch.Tensor, image_embeds: torch.Tensor) -> AnchorSet:
+    """Seed scoring on the teacher, then DPGD toward each old class's text and visual prototype
+    (``state``: the run's TaskState; ``image_embeds``: the task's images as the teacher embeds them)."""
+    indices, targets = select_seeds(image_embeds, old_text, args.anchors_per_class)
+    device = device_of(model)
+    # Several processes: each attacks its contiguous share of the anchors, then all shares are gathered.
+    rank, world = distributed_world()
+    lo, hi = shard_bounds(len(indices), rank, world)
+    use_visual = state.switches.dpgd_visual and state.prototypes is not None
+    prototypes = state.prototypes.to(device) if use_visual else torch.zeros(old_text.shape[0], 1, device=device)
+    encoder = image_encoder(model, args.raw_feature)
+    pixels, logits, raws = [], [], []
+    chunks = torch.split(torch.arange(lo, hi), args.dpgd_batch_size)
+    for chunk in progress(chunks, args, "building anchors"):
+        seeds = model_pixels(state.train_dataset[indices[chunk].tolist()]["pixel_values"], device, state.pixel_normalizer)
+        chunk_targets = targets[chunk].to(device)
+        anchors = dpgd_attack(
+            encoder, seeds, chunk_targets, old_text, prototypes, logit_scale=state.logit_scale,
+            steps=args.dpgd_steps, step_size=args.dpgd_step_size, epsilon=args.dpgd_epsilon,
+            lambda_visual=args.dpgd_lambda_visual if use_visual else 0.0,
+        )
+        with torch.no_grad():
+            embeds, raw = encode_images(model, anchors, args.raw_feature)
+        pixels.append(anchors)
+        logits.append(state.logit_scale * embeds @ old_text.T)
+        raws.append(raw)
+    if not pixels:  # an empty share (more ranks than anchors): empty tensors of the right widths join the gather
+        pixels, logits, raws = _empty_anchor_share(model, args, old_text, device)
+    local = (torch.cat(pixels), torch.cat(logits), torch.cat(raws))
+    return AnchorSet(gather_shards(local[0], len(indices)), targets.to(device),
+                     gather_shards(local[1], len(indices)), gather_shards(local[2], len(indices)))
+
+
+def _empty_anchor_share(model, args, old_text, device):
+    config = clip_of(model).config
+    size = config.vision_config.image_size
+    raw_width = config.vision_config.hidden_size if args.raw_feature == "pre_projection" else config.projection_dim
+    return ([torch.zeros(0, 3, size, size, device=device)], [torch.zeros(0, old_text.shape[0], device=device)],
+            [torch.zeros(0, raw_width, device=device)])

@@ -96,6 +96,19 @@ def last_trainer_checkpoint(folder: Path) -> Path | None:
     return None
 
 
+def check_writable(output_dir: Path) -> None:
+    """Create ``output_dir`` and prove a file can be written there, before any training."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise RecipeError(
+            f"output_dir {output_dir} is not writable ({error.strerror}); choose another --output_dir"
+        ) from None
+
+
 # ------------------------------------------------------------------------------------- damaged files
 class DamagedCheckpointError(RecipeError):
     """A checkpoint file that is there but does not read back (truncated or corrupt)."""

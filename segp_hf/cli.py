@@ -46,7 +46,8 @@ def _resume_from(args, overrides):
     with any --key value overrides: a branch may change settings (e.g. a lower learning rate after a
     diverged task), since it never overwrites the run it came from."""
     from .continual import run_continual
-    from .hub import fetch_task_dirs, parse_checkpoint_ref
+    from .hub import fetch_task_dirs
+    from .task_refs import parse_checkpoint_ref
     from .task_eval import saved_settings
 
     source, task = parse_checkpoint_ref(args.resume_from)

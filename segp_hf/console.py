@@ -115,7 +115,7 @@ def evaluation_round(console: ConsoleCallback | None, total_batches: int, descri
 
 def progress(iterable, args, description: str, total: int | None = None):
     """A bar over ``iterable`` for a phase of our own (anchor building), on the main process only."""
-    from .callbacks import distributed_world
+    from .distributed import distributed_world
 
     disable = not bars_enabled(args) or distributed_world()[0] != 0
     return tqdm(iterable, desc=description, total=total, leave=False, disable=disable, dynamic_ncols=True)

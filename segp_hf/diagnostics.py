@@ -26,11 +26,11 @@ from transformers import default_data_collator
 from . import checkpoints as ckpt
 from . import drift
 from .config import RecipeError, parse_config
+from .drift_summary import DIAGNOSTICS_FILE, SUMMARY_MEASURES, group_means, summary_table  # noqa: F401 - also kept here for old imports
 from .losses import clip_logits
 
 logger = logging.getLogger(__name__)
 
-DIAGNOSTICS_FILE = "diagnostics.json"
 GROUP_PLOT = "interface_vs_core.png"
 NEIGHBOURHOOD_PLOT = "neighbourhood_most_drifted.png"
 SPLITS = ("text", "confusion")
@@ -70,7 +70,8 @@ class RunReader:
     def __init__(self, source: str, last: int, recipe: dict | None = None, overrides=None, benchmark=None,
                  device=None):
         from .continual import build_scenario
-        from .hub import load_task, resolve_task_folder
+        from .hub import resolve_task_folder
+        from .inference import load_task
         from .task_eval import saved_settings
 
         self.source = source
@@ -239,7 +240,7 @@ def diagnose_run(source, output_dir, tasks: list[int] | None = None, split: str 
     """Measure the run's drift after each task, write ``output_dir/diagnostics.json`` and the plots.
 
     ``model_card``: also write ``diagnostics.json`` into the run directory (a local run only), where
-    ``hub.build_model_card`` finds it: the task cards written from then on (``segp-hf push``) carry a drift
+    ``model_card.build_model_card`` finds it: the task cards written from then on (``segp-hf push``) carry a drift
     section."""
     from .hub import available_tasks
 
@@ -291,56 +292,3 @@ def diagnose_run(source, output_dir, tasks: list[int] | None = None, split: str 
 
 
 # ------------------------------------------------------------------------------------- summary / card
-SUMMARY_MEASURES = ("text_kl_before", "margin_change_before", "cosine_change_before", "visual_shift_before",
-                    "text_kl_pretrained", "margin_change_pretrained")
-
-
-def group_means(result: dict, measure: str, up_to: int | None = None, split: str | None = None) -> dict:
-    """A measure's mean over every (task, interface class) pair and every (task, core class) pair, pooled over
-    the analysed tasks (up to ``up_to``) where both groups are non-empty, so that the two means cover the same
-    tasks; ``split``: the run's by default."""
-    split = split or result["split"]
-    pooled, tasks = {"interface": [], "core": []}, []
-    for record in result["tasks"]:
-        part, values = record["splits"][split], record["per_class"].get(measure)
-        if not part["interface"] or not part["core"] or values is None or (up_to is not None and record["task"] > up_to):
-            continue
-        tasks.append(record["task"])
-        inside = set(part["interface"])
-        for c, value in zip(record["old_classes"], values):
-            if value is not None:
-                pooled["interface" if c in inside else "core"].append(value)
-    out = {group: sum(v) / len(v) if v else None for group, v in pooled.items()}
-    return {**out, "pairs": {group: len(v) for group, v in pooled.items()}, "tasks": tasks}
-
-
-def summary_table(result: dict, measures=SUMMARY_MEASURES, up_to: int | None = None, split: str | None = None) -> str:
-    """A markdown table: per measure, the pooled interface and core means (``group_means``) and their ratio."""
-    lines = ["| measure | interface | core | interface / core |", "|---|---|---|---|"]
-    for measure in measures:
-        means = group_means(result, measure, up_to, split)
-        ratio = (means["interface"] / means["core"]) if means["interface"] is not None and means["core"] else None
-        lines.append(f"| {measure} | {_fmt(means['interface'])} | {_fmt(means['core'])} | {_fmt(ratio)} |")
-    return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
-def card_section(output_dir, task: int) -> str:
-    """The model card's drift section for ``task``, from ``output_dir/diagnostics.json`` if the run has one
-    (``segp-hf diagnose RUN --model_card``); only tasks up to ``task`` count. Empty otherwise."""
-    path = Path(output_dir) / DIAGNOSTICS_FILE
-    if not path.is_file():
-        return ""
-    result = ckpt.read_json(path)
-    if not group_means(result, SUMMARY_MEASURES[0], up_to=task)["tasks"]:
-        return ""
-    return (
-        "\n## Semantic-geometry drift (segp-hf diagnose)\n\n"
-        f"Old classes split into the interface ({result['split']} split, k = {result['k']}) and the core. Each "
-        "value is a mean over (task, old class) pairs of the class's drift after that task, against the model "
-        f"before it (`_before`) or the pretrained CLIP (`_pretrained`), over the tasks up to {task} where both groups "
-        "are non-empty.\n\n" + summary_table(result, up_to=task) + "\n"
-    )

@@ -13,7 +13,10 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
+from torch.utils.data import DataLoader
 from transformers import CLIPModel
+
+from .data.pixel_cache import model_pixels, ready_batches
 
 ADAPTER_NAME = "default"
 
@@ -47,10 +50,14 @@ def lora_config(r: int = 32, alpha: float | None = None, target_modules=("k_proj
     )
 
 
-def freeze_lora_A(model: torch.nn.Module) -> None:
-    """Only lora_B trains. Call again after any PEFT adapter toggle: PEFT re-enables the whole adapter."""
+def train_only_lora_B(model: torch.nn.Module) -> None:
+    """Make lora_B the whole trainable set (lora_A and every base weight frozen). Call again after any PEFT
+    adapter toggle: PEFT re-enables the whole adapter."""
     for name, parameter in model.named_parameters():
         parameter.requires_grad_("lora_B" in name)
+
+
+freeze_lora_A = train_only_lora_B  # the old name (it sets the whole trainable set); kept for old imports
 
 
 @contextmanager
@@ -76,7 +83,7 @@ def build_lora_clip(
     base = load_clip(model_name_or_path, revision=revision, dtype=dtype)
     with peft_wrapping():
         model = get_peft_model(base, lora_config(r, alpha, target_modules, dropout))
-    freeze_lora_A(model)
+    train_only_lora_B(model)
     return model
 
 
@@ -100,6 +107,25 @@ def encode_images(model, pixel_values: torch.Tensor, raw_feature: str = "pre_pro
     projected = clip.visual_projection(pooled).float()  # the towers may run in bf16; the heads never do
     raw = pooled.float() if raw_feature == "pre_projection" else projected
     return F.normalize(projected, dim=-1), raw
+
+
+def device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode_dataset(model, dataset, collator, batch_size, raw_feature, normalizer=None):
+    """Projected embeddings, raw features and labels of every image of ``dataset``, in order (``normalizer``:
+    the run's PixelNormalizer, for cached uint8 batches)."""
+    device = device_of(model)
+    embeds, raws, labels = [], [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=ready_batches(collator))
+    for batch in loader:
+        embed, raw = encode_images(model, model_pixels(batch["pixel_values"], device, normalizer), raw_feature)
+        embeds.append(embed)
+        raws.append(raw)
+        labels.append(batch["labels"].to(device))
+    return torch.cat(embeds), torch.cat(raws), torch.cat(labels)
 
 
 def encode_texts(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -131,7 +157,7 @@ def adapter_disabled(model):
         return
     with peft_model.disable_adapter():
         yield model
-    freeze_lora_A(peft_model)
+    train_only_lora_B(peft_model)
 
 
 def image_encoder(model, raw_feature: str = "pre_projection"):

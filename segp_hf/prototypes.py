@@ -1,11 +1,16 @@
-"""Visual prototypes: per-class means, drift transfer and dual-path logits (pure tensor code)."""
+"""Visual prototypes: per-class means, drift transfer and dual-path logits.
+
+The math is pure tensor code (``class_sums``, ``transfer_prototypes``, ``dual_path_logits``); ``update_prototypes``
+applies it to the bank after each task, on the model and the task's images."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from .distributed import distributed_world
 from .losses import clip_logits
+from .modeling import clip_of, device_of, encode_dataset, encode_images
 
 TRANSFER_MODES = ("weighted", "mean")
 
@@ -65,3 +70,64 @@ def dual_path_logits(
         visual_path = F.normalize(raw_feats.float(), dim=-1) @ F.normalize(prototypes.float(), dim=-1).T
         logits = logits + beta * logit_scale * visual_path
     return logits
+
+
+# ------------------------------------------------------------------ the bank after each task
+def update_prototypes(model, task_state, args):
+    """Transfer old prototypes along the anchors' drift, then append the new classes' mean raw features
+    (``task_state``: the run's TaskState, whose ``prototypes`` is the bank)."""
+    if not task_state.switches.prototypes:
+        return
+    was_training = model.training
+    model.eval()
+    start, end = task_state.bounds
+    if start > 0 and task_state.anchors is not None and task_state.prototypes is not None:
+        task_state.prototypes = _transferred_bank(model, task_state, args)
+    new_prototypes = _new_class_means(model, task_state, args)
+    old = task_state.prototypes[:start].to(new_prototypes) if task_state.prototypes is not None else new_prototypes[:0]
+    task_state.prototypes = torch.cat([old, new_prototypes])
+    model.train(was_training)
+
+
+def _transferred_bank(model, task_state, args) -> torch.Tensor:
+    anchors = task_state.anchors
+    with torch.no_grad():
+        student_raw = torch.cat([
+            encode_images(model, pixels, args.raw_feature)[1]
+            for pixels in torch.split(anchors.pixel_values, args.per_device_eval_batch_size)
+        ])
+    return transfer_prototypes(
+        task_state.prototypes.to(student_raw.device), anchors.teacher_raw, student_raw, anchors.targets,
+        temperature=args.prototype_temperature, mode=args.prototype_transfer,
+    )
+
+
+def _new_class_means(model, task_state, args) -> torch.Tensor:
+    """Class means from sums and counts: under several processes each rank encodes its shard of the task's
+    images and the sums and counts are all-reduced (then every rank holds the same prototypes)."""
+    start, end = task_state.bounds
+    rank, world = distributed_world()
+    dataset = task_state.train_dataset
+    if world > 1:
+        dataset = dataset.select(range(rank, len(dataset), world))
+    if len(dataset):
+        _, raws, labels = encode_dataset(
+            model, dataset, task_state.data_collator, args.per_device_eval_batch_size, args.raw_feature,
+            task_state.pixel_normalizer,
+        )
+        sums, counts = class_sums(raws, labels - start, end - start)
+    else:
+        width = task_state.prototypes.shape[1] if task_state.prototypes is not None else None
+        sums, counts = _empty_sums(model, end - start, args.raw_feature, width)
+    if world > 1:
+        torch.distributed.all_reduce(sums)
+        torch.distributed.all_reduce(counts)
+    return sums / counts.clamp(min=1).unsqueeze(1)
+
+
+def _empty_sums(model, num_classes, raw_feature, width=None):
+    """Zero sums/counts for a rank whose shard is empty (more ranks than images)."""
+    config = clip_of(model).config
+    width = width or (config.vision_config.hidden_size if raw_feature == "pre_projection" else config.projection_dim)
+    device = device_of(model)
+    return torch.zeros(num_classes, width, device=device), torch.zeros(num_classes, dtype=torch.long, device=device)

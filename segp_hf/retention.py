@@ -10,6 +10,7 @@ from pathlib import Path
 from .data.scenario import DataError
 
 SHAPES_HELDOUT = "shapes_heldout"
+ZERO_SHOT_BEFORE_FILE = "zero_shot_before.json"  # the pretrained CLIP's zero-shot accuracies, once per run
 SHAPES_TEMPLATE = "a good photo of a {}."
 
 
@@ -50,6 +51,31 @@ def measure_retention(model, image_processor, tokenizer, data_args, batch_size: 
         held_out = load_retention_set(name, data_args.zero_shot_data_dir, data_args.zero_shot_max_images)
         scores[name] = 100.0 * evaluate_zero_shot(model, image_processor, tokenizer, held_out, batch_size, device)
     return scores
+
+
+def measure_model_retention(model, pretrained: bool, image_processor, tokenizer, data_args, batch_size: int,
+                            device) -> dict[str, float]:
+    """``measure_retention`` of the pretrained CLIP (``pretrained``: the adapter off) or of ``model`` as it is."""
+    from .modeling import adapter_disabled
+
+    model.to(device)
+    args = (image_processor, tokenizer, data_args, batch_size, device)
+    if not pretrained:
+        return measure_retention(model, *args)
+    with adapter_disabled(model):
+        return measure_retention(model, *args)
+
+
+def saved_baseline(output_dir, names) -> dict | None:
+    """The pretrained CLIP's accuracies a run saved in ``output_dir`` (None unless saved for exactly ``names``)."""
+    from . import checkpoints as ckpt
+
+    path = Path(output_dir) / ZERO_SHOT_BEFORE_FILE
+    if path.exists():
+        saved = ckpt.read_json(path)
+        if set(saved) == set(names):
+            return saved
+    return None
 
 
 def retention_table(before: dict, after: dict | None) -> dict[str, dict]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 
-import torch
 from transformers import default_data_collator
 
 from . import checkpoints as ckpt
 from .config import RecipeError, known_keys, method_switches, parse_config
-from .hub import load_task, parse_checkpoint_ref, resolve_task_folder
+from .hub import resolve_task_folder
+from .inference import load_task
+from .task_refs import parse_checkpoint_ref
 
 # Saved keys that are not settings of a new run.
 _NOT_SETTINGS = {"output_dir"}
@@ -35,6 +36,7 @@ def evaluate_checkpoint(ref: str, recipe: dict | None = None, overrides: list[st
     The data settings are the checkpoint's own unless ``recipe`` / ``overrides`` change them (e.g.
     ``--data_dir``); the class names must match the checkpoint's."""
     from .continual import build_scenario
+    from .evaluation import accuracy_round
     from .task_state import TaskState
     from .trainer import SeGPTrainer
 
@@ -56,15 +58,11 @@ def evaluate_checkpoint(ref: str, recipe: dict | None = None, overrides: list[st
                           logit_scale=loaded.logit_scale, pixel_normalizer=scenario.pixel_normalizer)
         state.prototypes = loaded.prototypes
         state.begin_task(task, scenario.bounds[task], None, default_data_collator)
-        state.eval_classes = torch.arange(end)
         trainer = SeGPTrainer(model=loaded.model, args=dataclasses.replace(config, push_to_hub=False),
                               data_collator=default_data_collator, task_state=state)
-        row, sizes = [], []
-        for other in range(task + 1):
-            test = scenario.test_dataset(other)
-            metrics = trainer.evaluate(eval_dataset=test, metric_key_prefix=f"task{other}")
-            row.append(100.0 * metrics[f"task{other}_accuracy"])
-            sizes.append(len(test))
+        tests = {other: scenario.test_dataset(other) for other in range(task + 1)}
+        result = accuracy_round(trainer, scenario, task, tests, task + 1, task_incremental=False)
+        row, sizes = result.row, [result.test_sizes[other] for other in range(task + 1)]
     accuracy = sum(a * n for a, n in zip(row, sizes)) / sum(sizes)
     return {"checkpoint": ref, "task": task, "classes_seen": end, "acc_per_task": row, "test_sizes": sizes,
             "accuracy": accuracy}

@@ -10,23 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .anchors import AnchorSet
 from .config import MethodSwitches
-
-
-@dataclass
-class AnchorSet:
-    """DPGD anchors with the teacher's outputs cached once, so no teacher runs during training."""
-
-    pixel_values: torch.Tensor  # (A, 3, H, W)
-    targets: torch.Tensor  # (A,) old-class positions
-    teacher_logits: torch.Tensor  # (A, old classes)
-    teacher_raw: torch.Tensor  # (A, D) raw features h^T
-
-    def __len__(self):
-        return self.targets.shape[0]
-
-    def to(self, device):
-        return AnchorSet(*(t.to(device) for t in (self.pixel_values, self.targets, self.teacher_logits, self.teacher_raw)))
 
 
 @dataclass
@@ -43,10 +28,9 @@ class TaskState:
     reference_text: torch.Tensor | None = None  # (seen, D) reference geometry for TSGR
     tsgr_neighbours: torch.Tensor | None = None  # (new classes, k)
     lwf_teacher_logits: torch.Tensor | None = None  # (train images, old classes), LwF variant
-    teacher_ready: bool = False  # the targets above are computed for the current task
-    eval_classes: torch.Tensor | None = None  # class positions scored at evaluation
+    teacher_task: int | None = None  # the task whose teacher targets (above) are computed
     pixel_normalizer: object = None  # data.pixel_cache.PixelNormalizer: cached uint8 batches -> model input
-    extra: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)  # this task's seconds per phase (timing.py), filled as it runs
 
     @property
     def start(self) -> int:
@@ -65,7 +49,8 @@ class TaskState:
         self.reference_text = None
         self.tsgr_neighbours = None
         self.lwf_teacher_logits = None
-        self.teacher_ready = False
+        self.teacher_task = None
+        self.timing = {}
 
     def seen_text_inputs(self, device, classes=None):
         """Token ids of the classes at ``classes`` positions (default: all seen so far)."""

@@ -14,9 +14,9 @@ from transformers import Trainer
 from .data.pixel_cache import loader_workers, ready_batches
 from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
 from .metrics import AccuracyMetric
-from .modeling import encode_images, encode_texts, float32_heads, merged_copy
+from .evaluation import class_prototypes, dual_path_scores, effective_beta
+from .modeling import encode_images, encode_texts, float32_heads
 from .parallel import check_trainer_parallelism
-from .prototypes import dual_path_logits
 from .task_state import TaskState
 
 LOSS_TERMS = ("loss_cls", "loss_acgd", "loss_tsgr")
@@ -35,13 +35,7 @@ class SeGPTrainer(Trainer):
     # compute_loss returns a per-batch mean, so the Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, task_state: TaskState, eval_merged: bool = False, **kwargs):
-        """``eval_merged``: evaluate with a merged, adapter-free copy of the model (``merged_copy``), built
-        at the start of each ``evaluate`` call and dropped at its end: faster prediction (no LoRA matmuls)
-        for one extra copy of the weights in memory during evaluation; the logits differ from the
-        adapter's by float rounding only, and the training model is never touched. Off by default, so
-        that evaluation is bit-identical to the unmerged adapter's. Not for DeepSpeed ZeRO-3 (it deep-copies
-        the model)."""
+    def __init__(self, *args, task_state: TaskState, **kwargs):
         kwargs.setdefault("compute_metrics", accuracy_metrics)
         kwargs.setdefault("preprocess_logits_for_metrics", _argmax_logits)
         super().__init__(*args, **kwargs)
@@ -49,8 +43,7 @@ class SeGPTrainer(Trainer):
         self.data_collator = ready_batches(self.data_collator)  # cached sets hand over whole batches
         self.model_accepts_loss_kwargs = False
         self.task_state = task_state
-        self.eval_merged = eval_merged
-        self._eval_model = None  # the merged copy, while evaluate() runs
+        self._scored_classes = None  # class positions evaluate() scores over (None: every seen class)
         self._fixed_targets = {}  # per-task constants of the losses, computed on first use
         self._term_sums = defaultdict(float)
         self._term_count = 0
@@ -228,34 +221,34 @@ class SeGPTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
     # ---------------------------------------------------------------- inference
+    @contextmanager
+    def scoring(self, classes: torch.Tensor):
+        """``evaluate`` calls in the block score over the class positions ``classes`` (evaluation.py's rounds)."""
+        self._scored_classes = classes
+        try:
+            yield
+        finally:
+            self._scored_classes = None
+
+    def scored_classes(self) -> torch.Tensor:
+        return self._scored_classes if self._scored_classes is not None else torch.arange(self.task_state.end)
+
     def evaluate(self, *args, **kwargs):
         self._eval_text = None  # text embeddings are computed once per evaluation, not per batch
-        self._eval_model = merged_copy(self.model) if self.eval_merged else None
         try:
             return super().evaluate(*args, **kwargs)
         finally:
             self._eval_text = None
-            self._eval_model = None
 
     def predict_logits(self, model, pixel_values):
-        """Dual-path logits over ``task_state.eval_classes`` (CLIP path only where a class lacks a prototype)."""
+        """Dual-path logits over the scored classes (CLIP path only where a class lacks a prototype)."""
         state = self.task_state
-        classes = state.eval_classes if state.eval_classes is not None else torch.arange(state.end)
+        classes = self.scored_classes()
         if self._eval_text is None:
             self._eval_text = encode_texts(model, **state.seen_text_inputs(pixel_values.device, classes))
         image_embeds, raw = encode_images(model, pixel_values, self.args.raw_feature)
-        prototypes = state.prototypes
-        use_prototypes = (
-            state.switches.beta_enabled and self.args.beta and prototypes is not None
-            and int(classes.max()) < prototypes.shape[0]
-        )
-        with float32_heads(pixel_values.device):
-            if not use_prototypes:
-                return dual_path_logits(image_embeds, self._eval_text, raw, None, state.logit_scale, beta=0.0)
-            return dual_path_logits(
-                image_embeds, self._eval_text, raw, prototypes[classes.to(prototypes.device)].to(raw),
-                state.logit_scale, self.args.beta,
-            )
+        return dual_path_scores(image_embeds, raw, self._eval_text, class_prototypes(state.prototypes, classes),
+                                state.logit_scale, effective_beta(state.switches, self.args.beta))
 
     def _prepare_inputs(self, inputs):
         # Cached batches carry uint8 pixels: normalised here, on the model's device (data/pixel_cache.py).
@@ -268,10 +261,9 @@ class SeGPTrainer(Trainer):
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
         state = self.task_state
-        classes = state.eval_classes if state.eval_classes is not None else torch.arange(state.end)
+        classes = self.scored_classes()
         with torch.no_grad(), self.compute_loss_context_manager():
-            logits = self.predict_logits(self._eval_model if self._eval_model is not None else model,
-                                         inputs["pixel_values"])
+            logits = self.predict_logits(model, inputs["pixel_values"])
         # labels are class positions; map them to columns of the scored class list
         column_of = torch.full((state.text_inputs["input_ids"].shape[0],), -1, dtype=torch.long)
         column_of[classes.cpu()] = torch.arange(len(classes))

@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from conftest import tiny_settings
 from segp_hf import checkpoints as ckpt
-from segp_hf import cli, hub
+from segp_hf import cli, inference
 from segp_hf.config import parse_config
 from segp_hf.continual import run_continual
 
@@ -68,8 +68,8 @@ def damaged_run(request, finished_run, tmp_path):
 def test_load_task_names_the_file_and_task_and_earlier_tasks_still_load(damaged_run):
     run, name = damaged_run
     with pytest.raises(ckpt.DamagedCheckpointError, match=rf"task-2: .*task-2/{name} is damaged"):
-        hub.load_task(str(run), 2)
-    assert hub.load_task(str(run), 1).task == 1
+        inference.load_task(str(run), 2)
+    assert inference.load_task(str(run), 1).task == 1
 
 
 def test_resume_of_the_run_refuses_and_deletes_nothing(damaged_run, tiny_clip_dir, tiny_benchmark):

@@ -12,7 +12,8 @@ from segp_hf import cli, drift
 from segp_hf.config import parse_config
 from segp_hf.continual import run_continual
 from segp_hf.diagnostics import DIAGNOSTICS_FILE, GROUP_PLOT, NEIGHBOURHOOD_PLOT, diagnose_run, group_means
-from segp_hf.hub import build_model_card, load_task
+from segp_hf.inference import load_task
+from segp_hf.model_card import build_model_card
 from segp_hf.modeling import adapter_disabled, encode_texts
 
 

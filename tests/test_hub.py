@@ -15,7 +15,7 @@ from huggingface_hub import HfApi, ModelCard
 
 from conftest import tiny_settings
 from segp_hf import checkpoints as ckpt
-from segp_hf import cli, hub
+from segp_hf import cli, hub, inference
 from segp_hf.config import RecipeError, parse_config
 from segp_hf.continual import ContinualRunner, build_scenario, run_continual
 from segp_hf.data.pixel_cache import model_pixels
@@ -218,7 +218,7 @@ def test_load_task_from_output_dir_predicts_like_the_run(pushed_run, tiny_clip_d
 def test_missing_task_lists_available(pushed_run):
     output_dir, _, _ = pushed_run
     with pytest.raises(hub.TaskNotFoundError, match="task-7.*available: task-0, task-1, task-2"):
-        hub.load_task(str(output_dir), task=7)
+        inference.load_task(str(output_dir), task=7)
 
 
 def _fabricate_cache(output_dir, tiny_clip_dir, cache):
@@ -251,15 +251,15 @@ def test_load_task_by_revision_from_offline_cache(pushed_run, tiny_clip_dir, tin
     _fabricate_cache(output_dir, tiny_clip_dir, tmp_path)
     scenario = _scenario(tiny_clip_dir, tiny_benchmark, output_dir)
     for task in (1, 2):
-        loaded = hub.load_task(REPO, task=task, cache_dir=tmp_path)
+        loaded = inference.load_task(REPO, task=task, cache_dir=tmp_path)
         assert loaded.task == task and len(loaded.class_names) == 2 * (task + 1)
         assert _accuracy_row(loaded, scenario) == pytest.approx(results["acc_matrix"][task][: task + 1], abs=1e-9)
-        local = hub.load_task(str(output_dir), task=task)
+        local = inference.load_task(str(output_dir), task=task)
         pixels = model_pixels(scenario.test_dataset(0)[:4]["pixel_values"], "cpu", scenario.pixel_normalizer)
         torch.testing.assert_close(loaded.logits(pixels), local.logits(pixels))
-    assert hub.load_task(REPO, cache_dir=tmp_path).task == 2  # no task: main = latest
+    assert inference.load_task(REPO, cache_dir=tmp_path).task == 2  # no task: main = latest
     with pytest.raises(hub.TaskNotFoundError, match="task-5.*available: task-0, task-1, task-2"):
-        hub.load_task(REPO, task=5, cache_dir=tmp_path)
+        inference.load_task(REPO, task=5, cache_dir=tmp_path)
 
 
 def test_parse_checkpoint_ref():
@@ -292,3 +292,18 @@ def test_train_resume_from_continues_the_sequence(pushed_run, tiny_registry, tmp
     resumed = json.loads((tmp_path / "more" / "results.json").read_text())
     assert resumed["acc_matrix"] == results["acc_matrix"]
     assert cli.main(["train", "--resume_from", f"{output_dir}@task-1", "--output_dir", str(tmp_path / "more")]) == 2
+
+
+def test_the_old_homes_of_moved_names_still_answer():
+    """load_task / LoadedTask moved from hub.py to inference.py: the old import place warns and hands the new one."""
+    import segp_hf
+    from segp_hf import model_card
+
+    with pytest.warns(DeprecationWarning, match="segp_hf.inference.load_task"):
+        assert hub.load_task is inference.load_task
+    with pytest.warns(DeprecationWarning):
+        assert hub.LoadedTask is inference.LoadedTask
+    assert segp_hf.load_task is inference.load_task and segp_hf.LoadedTask is inference.LoadedTask
+    assert hub.build_model_card is model_card.build_model_card
+    with pytest.raises(AttributeError):
+        hub.no_such_name

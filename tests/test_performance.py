@@ -72,7 +72,7 @@ def test_merged_copy_of_a_plain_model_is_the_model(tiny_clip_dir):
     assert merged_copy(plain) is plain
 
 
-def _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, eval_merged, **overrides):
+def _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, **overrides):
     from transformers import AutoTokenizer
 
     model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, tmp_path, **overrides))
@@ -89,36 +89,29 @@ def _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, eval_merged, **overr
     state.begin_task(1, scenario.bounds[1], train, default_data_collator)
     state.prototypes = torch.randn(state.end, 32, generator=torch.Generator().manual_seed(3))
     trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator,
-                          task_state=state, eval_merged=eval_merged)
+                          task_state=state)
     return trainer, scenario, state
 
 
-def test_evaluate_with_a_merged_copy_scores_like_the_adapter(tiny_clip_dir, tiny_benchmark, tmp_path):
-    plain, scenario, _ = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path / "a", eval_merged=False)
-    merged, _, _ = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path / "b", eval_merged=True)
-    before = _snapshot(merged.model)
-    test = {f"task{t}": scenario.test_dataset(t) for t in (0, 1)}
-    expected = plain.evaluate(eval_dataset=test)
-    got = merged.evaluate(eval_dataset=test)
-    for t in (0, 1):
-        assert got[f"eval_task{t}_accuracy"] == expected[f"eval_task{t}_accuracy"]
-    assert merged._eval_model is None  # dropped after evaluate: no lasting extra copy
-    after = _snapshot(merged.model)
-    assert all(torch.equal(after[name], before[name]) for name in before)
-    assert isinstance(merged.model, PeftModel)
-    # the logits themselves agree to float rounding
+def test_the_trainers_scorer_on_a_merged_copy_scores_like_the_adapter(tiny_clip_dir, tiny_benchmark, tmp_path):
+    """What load_task predicts with (the adapter merged into the base weights) scores like the training model
+    with its adapter, through the same dual-path scorer; the training model is left untouched."""
+    trainer, scenario, _ = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path)
+    before = _snapshot(trainer.model)
     batch = default_data_collator([scenario.test_dataset(1)[i] for i in range(4)])
-    merged._eval_model = merged_copy(merged.model)
-    merged._eval_text = plain._eval_text = None
-    _, merged_logits, _ = merged.prediction_step(merged.model, batch, prediction_loss_only=False)
-    _, plain_logits, _ = plain.prediction_step(plain.model, batch, prediction_loss_only=False)
+    _, plain_logits, _ = trainer.prediction_step(trainer.model, batch, prediction_loss_only=False)
+    trainer._eval_text = None
+    _, merged_logits, _ = trainer.prediction_step(merged_copy(trainer.model), batch, prediction_loss_only=False)
     torch.testing.assert_close(merged_logits, plain_logits, rtol=0, atol=1e-4)  # logits are ~100 * cos
+    after = _snapshot(trainer.model)
+    assert all(torch.equal(after[name], before[name]) for name in before)
+    assert isinstance(trainer.model, PeftModel)
 
 
 def test_a_task_trains_and_evaluates_under_bf16_autocast_on_cpu(tiny_clip_dir, tiny_benchmark, tmp_path):
     """bf16 from TrainingArguments: compute_loss runs under the Trainer's autocast, the callbacks (anchors,
     prototypes) outside it in the weights' float32; everything must stay finite and float32 where stored."""
-    trainer, scenario, state = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, eval_merged=False,
+    trainer, scenario, state = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path,
                                               bf16=True, max_steps=2)
     state.prototypes = state.prototypes[: state.start]  # old classes only, as after task 0
     trainer.add_callback(TeacherTargetsCallback(state))
@@ -204,7 +197,7 @@ def test_cached_tsgr_reference_targets_are_bit_identical_to_per_step_ones():
 def test_trainer_recomputes_the_cached_targets_for_new_anchors_and_reference(tiny_clip_dir, tiny_benchmark, tmp_path):
     from segp_hf.task_state import AnchorSet
 
-    trainer, scenario, state = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, eval_merged=False)
+    trainer, scenario, state = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path)
     generator = torch.Generator().manual_seed(9)
     batch = default_data_collator([scenario.train_dataset(1)[i] for i in range(4)])
 

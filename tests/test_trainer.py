@@ -129,10 +129,11 @@ def test_prediction_step_returns_dual_path_logits(tiny_clip_dir, tiny_benchmark,
     assert logits.shape == (3, state.end)
     torch.testing.assert_close(labels, batch["labels"])
     # a future task (classes without prototypes) is scored by the CLIP path alone
-    state.eval_classes = torch.tensor([0, 1, 2, 3, 4, 5])
+    future = torch.tensor([0, 1, 2, 3, 4, 5])
     trainer._eval_text = None
-    _, logits, labels = trainer.prediction_step(model, batch, prediction_loss_only=False)
+    with trainer.scoring(future):
+        _, logits, labels = trainer.prediction_step(model, batch, prediction_loss_only=False)
     with torch.no_grad():
-        expected = scale * cosine(image, text_of(state.eval_classes))
+        expected = scale * cosine(image, text_of(future))
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(labels, batch["labels"])  # positions 2, 3 are columns 2, 3

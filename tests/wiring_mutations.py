@@ -25,7 +25,7 @@ MUTATIONS = [
     ("ce over seen by default", "segp_hf/config.py", 'cls_classes: str = field(default="current"', 'cls_classes: str = field(default="seen"', "test_ce_runs or test_returned_loss"),
     ("ce current branch uses seen", "segp_hf/trainer.py", "loss_cls = F.cross_entropy(logits[:, start:end], labels - start)", "loss_cls = F.cross_entropy(logits, labels)", "test_ce_runs or test_returned_loss"),
     ("no drift transfer", "segp_hf/callbacks.py", "    if start > 0 and anchors is not None and task_state.prototypes is not None:\n        with torch.no_grad():", "    if False:\n        with torch.no_grad():", "drift_transfer"),
-    ("lora_A not re-frozen", "segp_hf/modeling.py", "        yield model\n    freeze_lora_A(peft_model)", "        yield model\n", "lora_A_and_base"),
+    ("lora_A not re-frozen", "segp_hf/modeling.py", "        yield model\n    train_only_lora_B(peft_model)", "        yield model\n", "lora_A_and_base"),
     ("momentum off", "segp_hf/config.py", 'default="momentum=0.9"', 'default="momentum=0.0"', "sgd_momentum"),
     ("linear schedule", "segp_hf/config.py", 'lr_scheduler_type: str = field(default="cosine"', 'lr_scheduler_type: str = field(default="linear"', "sgd_momentum"),
     ("clipping at 1.0", "segp_hf/config.py", "        default=0.0,\n        metadata={\"help\": \"Gradient clipping", "        default=1.0,\n        metadata={\"help\": \"Gradient clipping", "clipping"),
