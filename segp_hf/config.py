@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from .errors import RecipeError  # noqa: F401 - moved to errors.py; kept for old imports
+
 TOY_CLIP = "toy-clip"  # resolves to the toy CLIP shipped inside the package
 
 VARIANTS = (
@@ -24,10 +26,6 @@ VARIANTS = (
     "segp-cl",
     "segp-cl-onlyclip",
 )
-
-
-class RecipeError(ValueError):
-    """A recipe or command-line setting the user has to fix."""
 
 
 def check_settings(args) -> None:
