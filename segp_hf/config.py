@@ -13,19 +13,9 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import RecipeError  # noqa: F401 - moved to errors.py; kept for old imports
+from .switches import VARIANTS, MethodSwitches, method_switches  # noqa: F401 - moved to switches.py; kept for old imports
 
 TOY_CLIP = "toy-clip"  # resolves to the toy CLIP shipped inside the package
-
-VARIANTS = (
-    "zero-shot",
-    "lora",
-    "lwf",
-    "lora+acgd",
-    "lora+acgd+tsgr",
-    "lora+acgd+tsgr+proto",
-    "segp-cl",
-    "segp-cl-onlyclip",
-)
 
 
 def check_settings(args) -> None:
@@ -217,34 +207,6 @@ def _accelerator_available() -> bool:
 
     accelerator = getattr(torch, "accelerator", None)
     return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
-
-
-@dataclass(frozen=True)
-class MethodSwitches:
-    """Which parts of SeGP-CL a variant uses."""
-
-    train: bool = True
-    acgd: str | None = "anchors"  # 'anchors', 'new_images' (LwF) or None
-    tsgr: bool = True
-    prototypes: bool = True  # compute, transfer and use them (DPGD visual term, dual path)
-    dpgd_visual: bool = True
-    beta_enabled: bool = True
-
-
-_SWITCHES = {
-    "zero-shot": MethodSwitches(train=False, acgd=None, tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
-    "lora": MethodSwitches(acgd=None, tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
-    "lwf": MethodSwitches(acgd="new_images", tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
-    "lora+acgd": MethodSwitches(tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
-    "lora+acgd+tsgr": MethodSwitches(prototypes=False, dpgd_visual=False, beta_enabled=False),
-    "lora+acgd+tsgr+proto": MethodSwitches(dpgd_visual=False),
-    "segp-cl": MethodSwitches(),
-    "segp-cl-onlyclip": MethodSwitches(beta_enabled=False),
-}
-
-
-def method_switches(variant: str) -> MethodSwitches:
-    return _SWITCHES[variant]
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, SeGPConfig)

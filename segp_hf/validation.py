@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import VARIANTS, RecipeError
+from .errors import RecipeError
+from .switches import VARIANTS
 
 # The linear layers of CLIP's two towers that can carry LoRA (transformers' CLIP module names).
 CLIP_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
