@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .switches import VARIANTS
+from .toy_clip import TOY_CLIP
 from .validation import check_values
-
-TOY_CLIP = "toy-clip"  # resolves to the toy CLIP shipped inside the package
 
 
 def check_settings(args) -> None:

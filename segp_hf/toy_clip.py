@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .data.shapes import ALL_CLASSES, COLOURS, IMAGE_SIZE, SHAPES, render_arrays
 
+TOY_CLIP = "toy-clip"  # the model name (model_name_or_path) that resolves to this toy CLIP (toy_clip_path)
 ASSET_DIR = "toy-clip"
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]  # ids 0, 1, 2, 3 (eos must not be 2: see above)
 MODEL_MAX_LENGTH = 16
