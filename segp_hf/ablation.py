@@ -31,6 +31,8 @@ EXTRA_ROWS = {
     "zero-shot": "(pretrained CLIP)",
     "lwf": "(LwF on new images)",
     "lora+acgd+tsgr+proto": "(dual path, DPGD without its visual term)",
+    "rapf": "(RAPF, ECCV 2024; docs/variants.md)",
+    "mg-clip": "(MG-CLIP, ICCV 2025; docs/variants.md)",
 }
 ABLATION_ORDER = (*PAPER_LADDER, *EXTRA_ROWS)
 

@@ -149,9 +149,10 @@ def damaged_files(folder: Path, required=()) -> list[tuple[str, str]]:
     return problems
 
 
-def verify_task(folder: Path, task: int, advice: str = "") -> None:
-    """Raise ``DamagedCheckpointError`` naming the first damaged or missing file of task ``task``'s folder."""
-    problems = damaged_files(folder, TASK_FILES)
+def verify_task(folder: Path, task: int, advice: str = "", required=()) -> None:
+    """Raise ``DamagedCheckpointError`` naming the first damaged or missing file of task ``task``'s folder
+    (``required``: the files a variant keeps besides :data:`TASK_FILES`, e.g. a competitor's state)."""
+    problems = damaged_files(folder, (*TASK_FILES, *required))
     if problems:
         name, why = problems[0]
         if not advice:
@@ -170,7 +171,7 @@ def read_task_json(folder: Path, name: str, task: int | None = None):
         raise DamagedCheckpointError(f"{which}: {path} is damaged ({type(error).__name__}: {error})") from None
 
 
-def check_resumable(output_dir, done: int) -> None:
+def check_resumable(output_dir, done: int, required=()) -> None:
     """Before resuming after task ``done - 1``: that task's files all read back, and every earlier task's
     metrics. A damaged task is never skipped or deleted here: the message says how to resume from the one before."""
     last = task_dir(output_dir, done - 1)
@@ -179,7 +180,7 @@ def check_resumable(output_dir, done: int) -> None:
                   f"{output_dir} (task-{done - 1} is then trained again) and rerun.")
     else:
         advice = f"Nothing was changed. To start the run over, move {last} out of {output_dir} and rerun."
-    verify_task(last, done - 1, advice)
+    verify_task(last, done - 1, advice, required)
     for task in range(done - 1):
         read_task_json(task_dir(output_dir, task), METRICS_FILE, task)
 
@@ -207,8 +208,10 @@ def write_json_atomic(path: Path, payload) -> None:
     os.replace(handle.name, path)
 
 
-def save_task(output_dir, task: int, model, prototypes, classes: dict, config: dict, metrics: dict) -> Path:
-    """Write task ``task``'s checkpoint atomically; ``metrics.json`` last marks it complete."""
+def save_task(output_dir, task: int, model, prototypes, classes: dict, config: dict, metrics: dict,
+              variant_state=None) -> Path:
+    """Write task ``task``'s checkpoint atomically; ``metrics.json`` last marks it complete (``variant_state``:
+    a competitor's state across tasks, segp_hf/variants/)."""
     final = task_dir(output_dir, task)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
@@ -216,6 +219,8 @@ def save_task(output_dir, task: int, model, prototypes, classes: dict, config: d
         getattr(model, "module", model).save_pretrained(staging)
         if prototypes is not None:
             save_file({"prototypes": prototypes.detach().float().cpu().contiguous()}, staging / PROTOTYPES_FILE)
+        if variant_state is not None:
+            variant_state.save(staging)
         write_json_atomic(staging / CLASSES_FILE, classes)
         write_json_atomic(staging / CONFIG_FILE, config)
         write_json_atomic(staging / METRICS_FILE, metrics)

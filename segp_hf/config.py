@@ -19,6 +19,7 @@ from .errors import RecipeError  # moved to errors.py; kept importable from here
 from .parallel import apply_global_batch
 from .switches import VARIANTS, MethodSwitches, method_switches  # noqa: F401 - moved to switches.py; kept for old imports
 from .validation import check_combinations
+from .variants.defaults import variant_defaults
 
 
 def known_keys() -> list[str]:
@@ -74,7 +75,7 @@ def parse_config(recipe: dict | None = None, overrides: list[str] | None = None)
     _check_keys([arg[2:].split("=", 1)[0] for arg in overrides if arg.startswith("--")], "the command line")
     parser = HfArgumentParser(ARGUMENT_CLASSES)
     parser.error = _raise_parse_error  # argparse's own message (e.g. a non-numeric value), as one line
-    argv = _recipe_to_argv(recipe) + overrides
+    argv = _recipe_to_argv(recipe) + _recipe_to_argv(_competitor_defaults(recipe, overrides)) + overrides
     try:
         model_args, data_args, config, unknown = parser.parse_args_into_dataclasses(
             args=argv, return_remaining_strings=True
@@ -88,6 +89,29 @@ def parse_config(recipe: dict | None = None, overrides: list[str] | None = None)
     check_combinations(model_args, data_args, config)
     apply_global_batch(config)
     return model_args, data_args, config
+
+
+def _given(overrides: list[str]) -> dict:
+    """``{key: value}`` of the ``--key value`` / ``--key=value`` pairs on a command line (value None for a flag)."""
+    given = {}
+    for i, arg in enumerate(overrides):
+        if arg.startswith("--"):
+            key, _, value = arg[2:].partition("=")
+            nxt = overrides[i + 1] if i + 1 < len(overrides) else None
+            given[key] = value if _ else (nxt if nxt is not None and not nxt.startswith("--") else None)
+    return given
+
+
+def _competitor_defaults(recipe: dict, overrides: list[str]) -> dict:
+    """The published settings of a competitor variant (variants/defaults.py) that nothing explicit overrides:
+    explicit = on the command line, or in a recipe written for that variant (its own ``variant`` key)."""
+    given = _given(overrides)
+    variant = given.get("variant") or recipe.get("variant", "segp-cl")
+    defaults = variant_defaults(variant, given.get("benchmark") or recipe.get("benchmark", "shapes"))
+    explicit = set(given) | (set(recipe) if recipe.get("variant") == variant else set())
+    if explicit & {"per_device_train_batch_size", "gradient_accumulation_steps"}:
+        explicit.add("global_train_batch_size")  # a batch given explicitly is never replaced
+    return {key: value for key, value in defaults.items() if key not in explicit}
 
 
 def _raise_parse_error(message: str):

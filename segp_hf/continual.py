@@ -23,7 +23,7 @@ from .evaluation import accuracy_round, evaluated_tasks, round_batches
 from .hub import hub_repo_id, pusher_from_config
 from .metrics import continual_metrics
 from .model_card import write_task_card
-from .modeling import build_lora_clip, clip_of, logit_scale_of, resolve_model_path
+from .modeling import build_lora_clip, clip_of, logit_scale_of, lora_choices, resolve_model_path
 from .parallel import check_parallel_mode
 from .preprocessing import build_image_processor
 from .report import format_matrix, format_metrics
@@ -36,6 +36,7 @@ from .teacher import prepare_teacher_targets
 from .timing import task_timing, timed
 from .tracking import TrackerRun
 from .trainer import SeGPTrainer
+from .variants.registry import competitor
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class ContinualRunner:
             {**config_to_dict(model_args, data_args, config), "prompt_template": self.template}
         )
         self.model = self.build_model()
+        self.variant = competitor(config.variant, self.model, config.seed, self.training_device())  # else None
         # The base model's commit as loaded (None for a local path): lets load_task pin the base revision.
         self.run_config["base_model_commit"] = getattr(clip_of(self.model).config, "_commit_hash", None)
         self.pusher = None  # set on the main process by run() when pushing is requested
@@ -96,7 +98,7 @@ class ContinualRunner:
         args = self.model_args
         return build_lora_clip(args.model_name_or_path, r=args.lora_r, alpha=args.lora_alpha,
                                target_modules=args.lora_target_modules, dropout=args.lora_dropout,
-                               revision=args.model_revision)
+                               revision=args.model_revision, **lora_choices(self.config))
 
     # ------------------------------------------------------------------ resume
     def resume(self) -> int:
@@ -104,11 +106,12 @@ class ContinualRunner:
         done = min(ckpt.completed_tasks(self.output_dir), self.data_args.num_tasks)
         if done == 0:
             return 0
-        ckpt.check_resumable(self.output_dir, done)  # a damaged file is named before anything is loaded
+        ckpt.check_resumable(self.output_dir, done, self.variant.files if self.variant else ())  # before any load
         last = ckpt.task_dir(self.output_dir, done - 1)
         check = check_branch_config if self.allow_changed_settings else check_resume_config
         check(read_saved_settings(last, self.run_config), self.run_config, last)
         ckpt.load_adapter_weights(self.model, last)
+        self.variant and self.variant.state.restore(last)  # a competitor's state (variants/registry.py)
         prototypes = ckpt.load_prototypes(last)
         # On the device the Trainer trains on (the model is still on the CPU here): the next task mixes them
         # with the model's features, and CPU prototypes crashed a resumed GPU run there.
@@ -162,14 +165,10 @@ class ContinualRunner:
     def make_trainer(self, task: int) -> SeGPTrainer:
         train_dataset = self.scenario.train_dataset(task, with_index=self.switches.acgd == "new_images")
         self.state.begin_task(task, self.scenario.bounds[task], train_dataset, default_data_collator)
-        trainer = SeGPTrainer(
-            model=self.model,
-            args=self.task_args(task),
-            train_dataset=train_dataset,
-            data_collator=default_data_collator,
+        trainer = (self.variant.trainer if self.variant else SeGPTrainer)(  # a competitor's own (variants/registry.py)
+            model=self.model, args=self.task_args(task), train_dataset=train_dataset, data_collator=default_data_collator,
             task_state=self.state,
-            callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state), NonFiniteLossCallback(self.state)],
-        )
+            callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state), NonFiniteLossCallback(self.state)])
         self.console = install_console(trainer)
         self.trackers.attach(trainer, self.step_offset)
         return trainer
@@ -280,7 +279,8 @@ class ContinualRunner:
         if self.data_args.eval_task_incremental:
             payload["acc_row_til"] = self.til_matrix[task]
         classes = task_classes(self.scenario, task, self.data_args.num_tasks, self.template)
-        ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload)
+        ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload,
+                       self.variant and self.variant.state)
         self.write_results(task)
         write_task_card(self.output_dir, task, hub_repo_id(self.config))
         ckpt.remove_trainer_dir(self.output_dir, task)  # superseded by task-k

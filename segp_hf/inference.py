@@ -18,6 +18,7 @@ from .hub import resolve_task_folder
 from .modeling import encode_images, encode_texts, logit_scale_of, peft_wrapping, resolve_model_path, train_only_lora_B
 from .preprocessing import build_image_processor
 from .task_refs import branch_name
+from .variants.registry import variant_method
 
 
 @dataclass
@@ -30,8 +31,10 @@ class TaskPrediction:
 class LoadedTask:
     """A task checkpoint ready to predict: dual-path logits over the classes seen up to that task."""
 
-    def __init__(self, model, prototypes, classes: dict, config: dict, tokenizer, image_processor, source: str):
+    def __init__(self, model, prototypes, classes: dict, config: dict, tokenizer, image_processor, source: str,
+                 variant_state=None):
         self.model = model.eval()
+        self.variant_state = variant_state  # a competitor's state (variants/registry.py): its scorer replaces the dual path
         self.prototypes = prototypes
         self.classes = classes
         self.config = config
@@ -67,6 +70,10 @@ class LoadedTask:
     @torch.no_grad()
     def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Dual-path logits (images x seen classes), by the scorer the run's evaluation uses (evaluation.py)."""
+        method = variant_method(self.config.get("variant", "segp-cl"))
+        if method is not None:  # the competitor's own inference rule, the one its run's evaluation used
+            return method.scorer(self.model, pixel_values.to(self.device), self.text_embeddings(),
+                                 torch.arange(len(self.class_names)), self.logit_scale, self.variant_state, self.config)
         embeds, raw = encode_images(self.model, pixel_values.to(self.device), self.raw_feature)
         prototypes = class_prototypes(self.prototypes, torch.arange(len(self.class_names)))
         return dual_path_scores(embeds, raw, self.text_embeddings(), prototypes, self.logit_scale, self.beta)
@@ -101,10 +108,12 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     from peft import PeftModel
     from transformers import AutoTokenizer, CLIPModel
 
-
     folder, from_hub = resolve_task_folder(str(repo_id_or_path), task, cache_dir, token)
-    ckpt.verify_task(folder, task if task is not None else ckpt.read_task_json(folder, ckpt.CLASSES_FILE)["task"])
-    config = ckpt.read_json(folder / ckpt.CONFIG_FILE)
+    saved = folder / ckpt.CONFIG_FILE  # a competitor's task folder also holds its state (variants/registry.py)
+    method = variant_method(ckpt.read_task_json(folder, ckpt.CONFIG_FILE, task).get("variant")) if saved.is_file() else None
+    ckpt.verify_task(folder, task if task is not None else ckpt.read_task_json(folder, ckpt.CLASSES_FILE)["task"],
+                     required=method.files if method else ())
+    config = ckpt.read_json(saved)
     classes = ckpt.read_json(folder / ckpt.CLASSES_FILE)
     base = resolve_model_path(base_model or config["model_name_or_path"])
     revision = base_revision or (None if base_model else config.get("model_revision") or config.get("base_model_commit"))
@@ -128,5 +137,7 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
         parameter.requires_grad_(False)
     tokenizer = AutoTokenizer.from_pretrained(base, **base_kwargs)
     processor = build_image_processor(base, mode=config.get("image_preprocessing") or "hf", **base_kwargs)
-    loaded = LoadedTask(model, ckpt.load_prototypes(folder), classes, config, tokenizer, processor, str(repo_id_or_path))
+    state = method.state.load(folder) if method else None
+    loaded = LoadedTask(model, ckpt.load_prototypes(folder), classes, config, tokenizer, processor, str(repo_id_or_path),
+                        state)
     return loaded.to(device) if device is not None else loaded

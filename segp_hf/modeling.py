@@ -57,6 +57,19 @@ def train_only_lora_B(model: torch.nn.Module) -> None:
         parameter.requires_grad_("lora_B" in name)
 
 
+def configure_lora(model, trainable: str = "B", init_A: str = "kaiming", seed: int = 0) -> None:
+    """The run's ``lora_trainable`` ('B': SeGP-CL; 'AB': MG-CLIP, both matrices train) and ``lora_init_A``
+    ('xavier': MG-CLIP's loralib re-initialises A Xavier-uniform, from a generator seeded by ``seed``)."""
+    generator = torch.Generator().manual_seed(seed)
+    for name, parameter in model.named_parameters():
+        if "lora_A" in name:
+            if init_A == "xavier":
+                with torch.no_grad():
+                    weight = torch.empty(parameter.shape, dtype=torch.float32)
+                    parameter.copy_(torch.nn.init.xavier_uniform_(weight, generator=generator))
+            parameter.requires_grad_(trainable == "AB")
+
+
 freeze_lora_A = train_only_lora_B  # the old name (it sets the whole trainable set); kept for old imports
 
 
@@ -78,13 +91,24 @@ def build_lora_clip(
     dropout: float = 0.0,
     revision: str | None = None,
     dtype=None,
+    trainable: str = "B",
+    init_A: str = "kaiming",
+    seed: int = 0,
 ) -> PeftModel:
-    """A CLIPModel from a Hub id or local path with B-only LoRA in both towers."""
+    """A CLIPModel from a Hub id or local path with LoRA in both towers: B-only by default; ``trainable``,
+    ``init_A`` and ``seed`` as in :func:`configure_lora`."""
     base = load_clip(model_name_or_path, revision=revision, dtype=dtype)
     with peft_wrapping():
         model = get_peft_model(base, lora_config(r, alpha, target_modules, dropout))
     train_only_lora_B(model)
+    if (trainable, init_A) != ("B", "kaiming"):
+        configure_lora(model, trainable, init_A, seed)
     return model
+
+
+def lora_choices(config) -> dict:
+    """:func:`build_lora_clip`'s LoRA choices from a run's settings (``lora_trainable``, ``lora_init_A``)."""
+    return {"trainable": config.lora_trainable, "init_A": config.lora_init_A, "seed": config.seed}
 
 
 def clip_of(model) -> CLIPModel:

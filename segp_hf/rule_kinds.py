@@ -77,6 +77,18 @@ def range_rule(setting, range_: Range, fix: str = "", command: str | None = None
     return Rule(setting, "range", range_.describe(), fix, check, command, range_)
 
 
+def each_at_least(setting, low, fix=""):
+    """A list setting whose every element is >= ``low`` (e.g. lr_milestones)."""
+    range_ = Range(low)
+
+    def check(value):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        wrong = [v for v in values if not range_.ok(v)]
+        return f"{setting}={value!r} is out of range: it must be a list with each {range_.describe()}" if wrong else None
+
+    return Rule(setting, "range", f"each {range_.describe()}", fix, check, None, range_)
+
+
 def positive(setting, fix="", optional=False):
     return range_rule(setting, Range(0, low_open=True, optional=optional), fix)
 

@@ -13,7 +13,10 @@ VARIANTS = (
     "lora+acgd+tsgr+proto",
     "segp-cl",
     "segp-cl-onlyclip",
+    "rapf",  # the paper's competitors in the same harness (docs/variants.md)
+    "mg-clip",
 )
+COMPETITORS = ("rapf", "mg-clip")  # their own trainer, state and scorer: segp_hf/variants/
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ _SWITCHES = {
     "lora+acgd+tsgr+proto": MethodSwitches(dpgd_visual=False),
     "segp-cl": MethodSwitches(),
     "segp-cl-onlyclip": MethodSwitches(beta_enabled=False),
+    # none of SeGP-CL's parts: no distillation, TSGR, anchors or prototypes (their own method in segp_hf/variants/)
+    "rapf": MethodSwitches(distillation=None, tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "mg-clip": MethodSwitches(distillation=None, tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
 }
 
 

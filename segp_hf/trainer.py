@@ -18,8 +18,9 @@ from .evaluation import class_prototypes, dual_path_scores, effective_beta
 from .modeling import encode_images, encode_texts, float32_heads
 from .parallel import check_trainer_parallelism
 from .task_state import TaskState
+from .variants.epoch_schedule import PerEpochSchedule
 
-LOSS_TERMS = ("loss_cls", "loss_acgd", "loss_tsgr")
+LOSS_TERMS = ("loss_cls", "loss_acgd", "loss_tsgr", "loss_hinge")  # loss_hinge: RAPF (R7)
 
 
 def _argmax_logits(logits, labels):
@@ -31,7 +32,7 @@ def accuracy_metrics(eval_prediction) -> dict[str, float]:
     return AccuracyMetric().compute(predictions=predictions.reshape(-1), references=eval_prediction.label_ids.reshape(-1))
 
 
-class SeGPTrainer(Trainer):
+class SeGPTrainer(PerEpochSchedule, Trainer):
     # compute_loss returns a per-batch mean, so the Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
 

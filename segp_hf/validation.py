@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import RecipeError
 from .rule_kinds import (
-    Range, Rule, at_least, choice, combination, enum_values, fraction, path_rule, positive, range_rule,
+    Range, Rule, at_least, choice, combination, each_at_least, enum_values, fraction, path_rule, positive, range_rule,
 )
 from .setting_checks import (
     both_precisions, checkpoint_ref, class_order_ids, existing_folder, global_batch, local_model, not_a_file,
@@ -78,6 +78,26 @@ RULES: tuple[Rule, ...] = (
     at_least("beta", 0),
     choice("raw_feature", ("pre_projection", "projected")),
     choice("cls_classes", ("current", "seen")),
+    # competitors (docs/variants.md)
+    choice("epoch_lr_schedule", ("none", "multistep", "cosine")),
+    each_at_least("lr_milestones", 0, "list epochs counted from 0"),
+    positive("lr_gamma"),
+    fraction("lr_min_ratio"),
+    choice("lora_trainable", ("B", "AB")),
+    choice("lora_init_A", ("kaiming", "xavier")),
+    range_rule("rapf_beta", Range(0.1), "int(10 beta) replayed samples must be at least 1"),
+    at_least("rapf_replay_classes", 1),
+    positive("rapf_threshold"),
+    at_least("rapf_margin", 0),
+    at_least("rapf_mix_bias", 0),
+    choice("mgclip_epochs", ("fixed", "auto")),
+    positive("mgclip_gap_tolerance"),
+    at_least("mgclip_probe_epochs", 1),
+    positive("mgclip_agent_lr"),
+    at_least("mgclip_agent_batch_size", 1),
+    at_least("mgclip_agent_epochs", 0, "0 keeps the agent rows at the class means"),
+    at_least("mgclip_agent_weight", 0),
+    at_least("mgclip_clip_weight", 0),
     at_least("hub_push_retries", 0),
     at_least("hub_push_backoff", 0),
     # training (TrainingArguments)

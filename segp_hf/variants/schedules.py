@@ -22,3 +22,26 @@ def cosine_factor(step: int, total: int, min_ratio: float = 0.01) -> float:
     if total <= 0:
         raise ValueError(f"cosine schedule needs total > 0, got {total}")
     return min_ratio + (1.0 - min_ratio) * (1.0 + math.cos(math.pi * step / total)) / 2.0
+
+
+def epoch_factor(schedule: str, epoch: int, epochs: float, milestones=(4, 10), gamma: float = 0.1,
+                 min_ratio: float = 0.01) -> float:
+    """The lr factor of ``epoch`` (from 0) under the per-epoch ``schedule``: 'multistep' (S1) or 'cosine' (S2,
+    over ``epochs``: the authors' ``CosineAnnealingLR(T_max=epochs)`` stepped per epoch)."""
+    if schedule == "multistep":
+        return multistep_factor(epoch, milestones, gamma)
+    if schedule == "cosine":
+        return cosine_factor(epoch, max(int(math.ceil(epochs)), 1), min_ratio)
+    raise ValueError(f"unknown per-epoch schedule {schedule!r}")
+
+
+def epoch_scheduler(optimizer, args, steps_per_epoch: int):
+    """A LambdaLR that holds each epoch's factor over its ``steps_per_epoch`` optimizer steps (args: the
+    run's settings: epoch_lr_schedule, num_train_epochs, lr_milestones, lr_gamma, lr_min_ratio)."""
+    from torch.optim.lr_scheduler import LambdaLR
+
+    def factor(step: int) -> float:
+        return epoch_factor(args.epoch_lr_schedule, step // max(steps_per_epoch, 1), args.num_train_epochs,
+                            tuple(args.lr_milestones), args.lr_gamma, args.lr_min_ratio)
+
+    return LambdaLR(optimizer, factor)

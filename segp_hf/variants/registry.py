@@ -1,0 +1,60 @@
+"""The competitors by variant name: their Trainer, their end-of-task callback, the state they carry across
+tasks, and the scorer that replaces SeGP-CL's dual path for them, in the run's evaluation (the trainer's
+``predict_logits``) and in a loaded task (``inference.LoadedTask``) alike. A variant not listed here is one
+of SeGP-CL's ladder: ``SeGPTrainer`` with the dual-path scorer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..callbacks import PrototypeCallback, TeacherTargetsCallback
+from ..modeling import clip_of
+from .mgclip_state import MGCLIPState, mgclip_scores
+from .mgclip_trainer import MGCLIPCallback, MGCLIPTrainer
+from .rapf_state import RAPFState, rapf_scores
+from .rapf_trainer import RAPFCallback, RAPFTrainer
+from .state_files import STATE_FILES
+
+
+@dataclass(frozen=True)
+class VariantMethod:
+    trainer: type  # a SeGPTrainer subclass, built with ``variant_state=``
+    callback: type  # TrainerCallback(task_state, variant_state): the task's end
+    state: type  # .fresh / .load / .save / .restore
+    scorer: Callable  # (model, pixel_values, text, classes, logit_scale, state, settings) -> logits
+    files: tuple = STATE_FILES  # what every task folder of the variant holds besides SeGP-CL's files
+
+
+METHODS = {
+    "rapf": VariantMethod(RAPFTrainer, RAPFCallback, RAPFState, rapf_scores),
+    "mg-clip": VariantMethod(MGCLIPTrainer, MGCLIPCallback, MGCLIPState, mgclip_scores),
+}
+
+
+def variant_method(variant: str) -> VariantMethod | None:
+    """The competitor ``variant``'s parts, or None for SeGP-CL's variants."""
+    return METHODS.get(variant)
+
+
+class Competitor:
+    """A run's competitor: its parts and its live state across tasks (the continual loop holds one)."""
+
+    def __init__(self, method: VariantMethod, state):
+        self.method, self.state, self.files = method, state, method.files
+
+    def trainer(self, callbacks=(), **kwargs):
+        """The task's Trainer; the competitor's end-of-task callback replaces SeGP-CL's teacher and prototype ones."""
+        kwargs["callbacks"] = [self.method.callback(kwargs["task_state"], self.state),
+                               *(c for c in callbacks if not isinstance(c, (TeacherTargetsCallback, PrototypeCallback)))]
+        return self.method.trainer(variant_state=self.state, **kwargs)
+
+
+def competitor(variant: str, model, seed: int, device) -> Competitor | None:
+    """``variant``'s competitor with its state before the first task (None for SeGP-CL's variants)."""
+    method = variant_method(variant)
+    if method is None:
+        return None
+    if method.state is RAPFState:
+        return Competitor(method, RAPFState.fresh(clip_of(model).config.projection_dim, seed, device))
+    return Competitor(method, method.state())
