@@ -59,6 +59,7 @@ class RAPFState:
     # ------------------------------------------------------------------ task steps
     def begin_task(self, start: int, text: torch.Tensor, threshold: float) -> None:
         """Before task t: W_old = W, and the hard pairs R6 (t >= 2; ``text``: frozen text of the seen classes)."""
+        self.adapter.grad = None  # Trainer zeroes only the model's gradients: none may carry over from the last task
         self.adapter_old = self.adapter.detach().clone()
         self.pairs = rapf.hard_pairs(text, start, threshold) if start > 0 else None
 

@@ -115,10 +115,14 @@ class RAPFTrainer(SeGPTrainer):
 
 
 class RAPFCallback(TrainerCallback):
-    """end_task: the Gaussians of the task's classes (R2), then the fusion of W with W_old (R9)."""
+    """After each optimizer step: W's gradient cleared (Trainer zeroes only the model's, and W is no model weight).
+    end_task: the Gaussians of the task's classes (R2), then the fusion of W with W_old (R9)."""
 
     def __init__(self, task_state, variant_state: RAPFState):
         self.state, self.variant_state = task_state, variant_state
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.variant_state.adapter.grad = None
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         was_training = model.training
