@@ -30,6 +30,32 @@ MUTATIONS = [
     ("linear schedule", "segp_hf/config.py", 'lr_scheduler_type: str = field(default="cosine"', 'lr_scheduler_type: str = field(default="linear"', "sgd_momentum"),
     ("clipping at 1.0", "segp_hf/config.py", "        default=0.0,\n        metadata={\"help\": \"Gradient clipping", "        default=1.0,\n        metadata={\"help\": \"Gradient clipping", "clipping"),
     ("q_proj targets", "segp_hf/modeling.py", 'target_modules=list(target_modules),', 'target_modules=list(target_modules) + ["q_proj"],', "3_44m"),
+    ('rapf lora left trainable', 'segp_hf/variants/rapf_trainer.py', '            parameter.requires_grad_(False)', '            parameter.requires_grad_(parameter.requires_grad)', 'test_competitor_wiring.py::only_W'),
+    ('rapf replay not in the CE', 'segp_hf/variants/rapf_trainer.py', 'feats, labels = torch.cat([feats, replay.to(feats)]), torch.cat([labels, replay_labels.to(labels)])', 'feats, labels = feats, labels', 'test_competitor_wiring.py::ce_over_real'),
+    ('rapf hinge dropped', 'segp_hf/variants/rapf_trainer.py', 'loss = rapf.rapf_loss(logits, labels, hinge)', 'loss = rapf.rapf_loss(logits, labels, None)', 'test_competitor_wiring.py::ce_over_real'),
+    ('rapf replay at task 1', 'segp_hf/variants/rapf_trainer.py', '            if state.start > 0:  # replay', '            if vs.means is not None:  # replay', 'test_competitor_wiring.py::ce_over_real'),
+    ('rapf no fusion', 'segp_hf/variants/rapf_state.py', '        if start > 0:\n            self.adapter.copy_(', '        if False:\n            self.adapter.copy_(', 'test_competitor_wiring.py::fuses_W'),
+    ('rapf fusion after task 1', 'segp_hf/variants/rapf_state.py', '        if start > 0:\n            self.adapter.copy_(rapf.fuse_adapter(self.adapter.detach(), self.adapter_old', '        if True:\n            self.adapter.copy_(rapf.fuse_adapter(self.adapter.detach(), 0 * self.adapter_old', 'test_competitor_wiring.py::not_fuse'),
+    ('rapf old stats dropped', 'segp_hf/variants/rapf_state.py', 'self.means = means if self.means is None else torch.cat([self.means[keep].to(means), means])', 'self.means = means', 'test_competitor_wiring.py::gaussians'),
+    ('rapf W grad accumulates', 'segp_hf/variants/rapf_trainer.py', '    def on_optimizer_step(self, args, state, control, **kwargs):\n        self.variant_state.adapter.grad = None', '    def on_optimizer_step(self, args, state, control, **kwargs):\n        pass', 'test_competitors.py::kill_inside and rapf'),
+    ('rapf W not in trainer checkpoint', 'segp_hf/variants/rapf_trainer.py', '            self.variant_state.save(folder, within_task=True)', '            pass', 'test_competitors.py::kill_inside and rapf'),
+    ('rapf scorer without W', 'segp_hf/variants/rapf_state.py', 'rapf.adapter_logits(feats, state.adapter.detach().to(feats.device)', 'rapf.adapter_logits(feats, torch.eye(feats.shape[1])', 'test_competitor_wiring.py::R1'),
+    ('mgclip A frozen', 'segp_hf/variants/defaults.py', '"lora_trainable": "AB"', '"lora_trainable": "B"', 'test_competitor_wiring.py::r8_alpha1'),
+    ('mgclip alpha = r', 'segp_hf/variants/defaults.py', '"lora_alpha": 1.0', '"lora_alpha": 8.0', 'test_competitor_wiring.py::r8_alpha1'),
+    ('mgclip q_proj too', 'segp_hf/variants/defaults.py', '"lora_target_modules": ["k_proj", "v_proj"]', '"lora_target_modules": ["q_proj", "k_proj", "v_proj"]', 'test_competitor_wiring.py::r8_alpha1'),
+    ('mgclip kaiming A', 'segp_hf/variants/defaults.py', '"lora_init_A": "xavier"', '"lora_init_A": "kaiming"', 'test_competitor_wiring.py::r8_alpha1'),
+    ('mgclip CE over seen', 'segp_hf/variants/defaults.py', '"lora_init_A": "xavier", "cls_classes": "current"', '"lora_init_A": "xavier", "cls_classes": "seen"', 'test_competitor_wiring.py::current_task'),
+    ('mgclip rows not at means', 'segp_hf/variants/mgclip_state.py', 'new = torch.nn.Parameter(mg_clip.class_mean_weights(feats, labels))', 'new = torch.nn.Parameter(0.5 * mg_clip.class_mean_weights(feats, labels))', 'test_competitor_wiring.py::agent_rows'),
+    ('mgclip agent never trains', 'segp_hf/variants/mgclip_state.py', '                    optimizer.step()', '                    pass', 'test_competitor_wiring.py::agent_rows'),
+    ('mgclip weights swapped', 'segp_hf/variants/mgclip_state.py', 'mg_clip.combined_log_probs(clip_logits, agent, _setting(settings, "mgclip_clip_weight"),\n                                          _setting(settings, "mgclip_agent_weight"))', 'mg_clip.combined_log_probs(clip_logits, agent, _setting(settings, "mgclip_agent_weight"),\n                                          _setting(settings, "mgclip_clip_weight"))', 'test_competitor_wiring.py::mixture'),
+    ('mgclip agent on future tasks', 'segp_hf/variants/mgclip_state.py', '        if state.rows is None or int(classes.max()) >= state.rows.shape[0]:', '        if state.rows is None:', 'test_competitor_wiring.py::mixture'),
+    ('mgclip probe result ignored', 'segp_hf/variants/mgclip_trainer.py', '            self.args.num_train_epochs = variant_state.epochs', '            pass', 'test_competitor_wiring.py::auto_epochs'),
+    ('per-epoch lr ignored', 'segp_hf/variants/epoch_schedule.py', 'if self.args.epoch_lr_schedule == "none":', 'if True:', 'test_competitor_wiring.py::per_epoch'),
+    ('explicit keys lose to defaults', 'segp_hf/config.py', 'return {key: value for key, value in defaults.items() if key not in explicit}', 'return dict(defaults)', 'test_competitors.py::published'),
+    ('published defaults never applied', 'segp_hf/config.py', 'argv = _recipe_to_argv(recipe) + _recipe_to_argv(_competitor_defaults(recipe, overrides)) + overrides', 'argv = _recipe_to_argv(recipe) + overrides', 'test_competitors.py::published'),
+    ('load_task ignores the competitor scorer', 'segp_hf/inference.py', '        if method is not None:  # the competitor', '        if False:  # the competitor', 'test_competitors.py::load_task'),
+    ('competitor state not saved', 'segp_hf/checkpoints.py', '            variant_state.save(staging)', '            pass', 'test_competitors.py::load_task'),
+    ('competitor state not restored', 'segp_hf/continual.py', '        self.variant and self.variant.state.restore(last)', '        pass', 'test_competitors.py::resume_after'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:
@@ -41,7 +67,10 @@ for name, path, old, new, tests in MUTATIONS:
     shutil.copy(full, full + ".bak")
     open(full, "w").write(text.replace(old, new, 1))
     try:
-        r = subprocess.run([sys.executable, "-m", "pytest", *(["tests/test_wiring.py"] if not tests.endswith(".py") else ["tests/" + tests]), "-q", "-p", "no:warnings", *(["-k", tests] if not tests.endswith(".py") else [])],
+        # tests: "file.py" (the whole file), "file.py::k-expression", or a -k expression over test_wiring.py
+        target, _, k = tests.partition("::") if "::" in tests else (("tests/" + tests, "", "") if tests.endswith(".py") else ("test_wiring.py", "", tests))
+        target = target if target.startswith("tests/") else "tests/" + target
+        r = subprocess.run([sys.executable, "-m", "pytest", target, "-q", "-x", "-p", "no:warnings", *(["-k", k] if k else [])],
                            cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else r.stderr[-200:]
         print(f"{'CAUGHT' if r.returncode else 'MISSED'}  {name}: {last}", flush=True)
