@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .scenario import DataError, decode_rgb
+from .errors import DataError
+from .images import decode_rgb
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from typing import Callable
 
 import datasets
 
-from .scenario import ClassIncrementalScenario, DataError
+from .errors import DataError
+from .scenario import ClassIncrementalScenario
 
 
 @dataclass
