@@ -17,7 +17,9 @@ import torch
 # DataError moved to data/errors.py, decode_rgb to data/images.py; importing them here keeps old imports working
 from .errors import DataError
 from .images import decode_rgb
-from .pixel_cache import CachedImageLabelTransform, CachedSplit, PixelNormalizer, PixelStore, pixel_shape, store_bytes
+from .pixel_cache import CachedImageLabelTransform, PixelStore, pixel_shape, store_bytes
+from .pixel_normalizer import PixelNormalizer
+from .ready_batches import CachedSplit
 
 
 def task_bounds(num_classes: int, num_tasks: int) -> list[tuple[int, int]]:
