@@ -21,259 +21,36 @@ Data sources, in order of precedence:
 
 from __future__ import annotations
 
-import functools
-import gzip
-import json
 import logging
 import os
-import re
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 import datasets
 import numpy as np
 
+# moved to data/cards.py, data/fetching.py, data/labels.py, data/protocol_assets.py; kept for old imports
+from .cards import CARDS, BenchmarkCard  # noqa: F401
+from .fetching import check_columns, fetch_splits, hub_target, pick_split, split_columns
 from .hub_sources import (  # noqa: F401 - re-exported: the old import place
     LABEL_ALIASES, SOURCES, HubSource, load_error_message, load_hub_split, read_columns, unreachable_message,
 )
+from .labels import (  # noqa: F401
+    NATIVE_LABEL, arrow_column, name_lookup, native_label_array, native_split, normalise_name, shared_label_column,
+    with_native_labels,
+)
+from .protocol_assets import RAPF_TEMPLATE, extra_orders, imagenet_r_manifest, protocol, rapf_imagenet_r_split
 from .registry import BENCHMARKS, BenchmarkSpec, LoadedBenchmark, register_benchmark
 from .scenario import DataError
 
 logger = logging.getLogger(__name__)
 
-RAPF_TEMPLATE = "a good photo of a {}."
-NATIVE_LABEL = "native_label"  # column added when Hub label ids are not the native ids
 IMAGENET_R_SPLIT_MODES = ("auto", "rapf", "stratified")
 IMAGENET_R_STRATIFIED_SEED = 0
 IMAGENET_R_TEST_FRACTION = 0.2
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-
-
-# ----------------------------------------------------------------------------------------------------
-# protocol data shipped in the package
-
-
-def _asset(name: str):
-    return resources.files("segp_hf") / "assets" / "protocol" / name
-
-
-@functools.lru_cache(maxsize=None)
-def protocol(name: str) -> dict:
-    """One protocol JSON (``cifar100``, ``imagenet_r``, ``imagenet100``, ``cub200``, ``ucf101``, ``templates``)."""
-    return json.loads(_asset(f"{name}.json").read_text())
-
-
-@functools.lru_cache(maxsize=None)
-def rapf_imagenet_r_split() -> dict[str, str]:
-    """RAPF's ImageNet-R list: ``'<wnid>/<file>' -> 'train' | 'test'`` (24,000 / 6,000; the stray
-    non-image line ``n02437616/test_img_R.py`` is dropped)."""
-    text = gzip.decompress(_asset("imagenet_r_split.txt.gz").read_bytes()).decode("ascii")
-    split, assignment = None, {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line in ("train", "test"):
-            split = line
-        elif line and line.lower().endswith(_IMAGE_SUFFIXES):
-            assignment[line] = split
-    return assignment
-
-
-@functools.lru_cache(maxsize=None)
-def imagenet_r_manifest() -> dict:
-    """The seeded stratified 80/20 split of the 30,000 ImageNet-R images, written once (see
-    ``stratified_test_positions``): per WNID the image count and the test positions among that class's
-    rows in the dataset's row order."""
-    return json.loads(_asset("imagenet_r_stratified_split.json").read_text())
-
-
-def normalise_name(name: str) -> str:
-    """Key for matching label names across copies: drop a ``001.`` prefix, case and punctuation."""
-    name = re.sub(r"^\d+[._ -]", "", str(name).strip())
-    return re.sub(r"[^0-9a-z]", "", name.lower())
-
-
-# ----------------------------------------------------------------------------------------------------
-# sources
-
-
-def _load_local(path: str) -> tuple[dict[str, datasets.Dataset], str]:
-    root = Path(path).expanduser()
-    if not root.exists():
-        raise DataError(f"data_dir {root} does not exist; point --data_dir at a save_to_disk copy or an image folder")
-    if (root / "dataset_dict.json").exists():
-        return dict(datasets.load_from_disk(str(root))), "disk"
-    if (root / "state.json").exists():
-        single = datasets.load_from_disk(str(root))
-        return {str(single.split or "data"): single}, "disk"
-    try:
-        loaded = datasets.load_dataset("imagefolder", data_dir=str(root))
-    except Exception as error:  # noqa: BLE001 - reported as a user error with the cause
-        raise DataError(
-            f"data_dir {root} is neither a save_to_disk copy (dataset_dict.json) nor an image folder "
-            f"(<split>/<class>/<image>): {type(error).__name__}: {error}"
-        ) from error
-    return dict(loaded), "folder"
-
-
-def hub_target(source: HubSource, data_args) -> tuple[HubSource, str | None]:
-    """The source to fetch (``dataset_name`` swaps the Hub id, same schema) and the revision to fetch it at."""
-    import dataclasses
-
-    dataset_id = getattr(data_args, "dataset_name", None) or source.dataset_id
-    pinned = source.revision if dataset_id == source.dataset_id else None
-    revision = getattr(data_args, "dataset_revision", None) or pinned
-    if dataset_id != source.dataset_id:
-        source = dataclasses.replace(source, dataset_id=dataset_id, revision=None)
-    return source, revision
-
-
-def fetch_splits(source: HubSource, data_args, splits=None, filters=None,
-                 max_rows: int | None = None) -> tuple[dict[str, datasets.Dataset], str, dict]:
-    """The raw splits of a source (Hub or ``data_dir``), their kind ('hub', 'disk', 'folder') and
-    provenance for the plan. From the Hub only ``splits`` are fetched (default: the source's train and
-    test splits), each streamed and stored with only the rows ``filters[split]`` keeps (keyword arguments
-    of :func:`load_hub_split`)."""
-    data_dir = getattr(data_args, "data_dir", None)
-    if data_dir:
-        local, kind = _load_local(data_dir)
-        return local, kind, {"source": f"local {kind} copy at {data_dir}"}
-    source, revision = hub_target(source, data_args)
-    wanted = splits or [s for s in (source.train_split, source.test_split) if s]
-    filters = filters or {}
-    loaded = {split: load_hub_split(source, split, revision, max_rows=max_rows, **filters.get(split, {}))
-              for split in wanted}
-    return loaded, "hub", {"source": f"hub {source.dataset_id}@{revision or 'newest (not pinned)'}, "
-                                     f"splits {', '.join(wanted)} only"}
-
-
-def _pick_split(splits: dict, name: str, dataset: str, role: str, aliases=()) -> datasets.Dataset:
-    for candidate in (name, *aliases):
-        if candidate in splits:
-            return splits[candidate]
-    raise DataError(
-        f"{dataset}: no '{name}' split for {role} images; available splits: {sorted(splits)}. "
-        "A local copy needs the same split names (or folders train/ and test/)."
-    )
-
-
-def _columns(source: HubSource, kind: str, data_args) -> tuple[str, str]:
-    image, label = (("image", "label") if kind == "folder" else (source.image_column, source.label_column))
-    return (getattr(data_args, "image_column", None) or image, getattr(data_args, "label_column", None) or label)
-
-
-def check_columns(dataset: datasets.Dataset, columns, where: str) -> None:
-    missing = [c for c in columns if c not in dataset.column_names]
-    if missing:
-        raise DataError(
-            f"{where} has no column(s) {missing}; available columns: {dataset.column_names}. "
-            "Set --image_column / --label_column to the right ones."
-        )
-
-
-# ----------------------------------------------------------------------------------------------------
-# labels -> native ids
-
-
-def _lookup(keys_per_class, aliases: dict[str, str] | None = None) -> dict[str, int]:
-    """``normalised key -> native id`` from per-class key lists (names, WNIDs, ...), plus the
-    benchmark's alias table (Hub spelling -> field name, e.g. CIFAR-100's ``cra`` -> ``crab``)."""
-    table = {}
-    for native, keys in enumerate(keys_per_class):
-        for key in keys:
-            table.setdefault(normalise_name(key), native)
-    for hub_name, field_name in (aliases or {}).items():
-        if normalise_name(field_name) not in table:
-            raise ValueError(f"alias {hub_name!r} -> {field_name!r}: {field_name!r} is not a class of the benchmark")
-        table.setdefault(normalise_name(hub_name), table[normalise_name(field_name)])
-    return table
-
-
-def arrow_column(dataset: datasets.Dataset, column: str) -> np.ndarray:
-    """One column as numpy through Arrow (no per-row Python objects, no image decoding)."""
-    return dataset.with_format("arrow")[column].to_numpy()
-
-
-def native_label_array(dataset, label_column: str, lookup: dict[str, int], num_classes: int, where: str,
-                       index_fallback: int | None = None, class_names=None, aliases=None):
-    """Per-row native id (-1 = a class outside the benchmark) and whether it equals the stored label."""
-    feature = dataset.features[label_column]
-    raw = arrow_column(dataset, label_column)
-    if isinstance(feature, datasets.ClassLabel):
-        if index_fallback is not None and feature.num_classes == index_fallback:
-            # the full label space the benchmark is a prefix of (ImageNet-1k, names like 'tench, Tinca
-            # tinca' that do not match the CLIP-style names): the index is the native id
-            mapping = np.where(np.arange(feature.num_classes) < num_classes, np.arange(feature.num_classes), -1)
-        else:
-            mapping = np.array([lookup.get(normalise_name(n), -1) for n in feature.names], dtype=np.int64)
-        covered = set(mapping[mapping >= 0].tolist())
-        native = mapping[raw] if len(raw) else raw.astype(np.int64)
-    elif raw.dtype.kind in "OUS":
-        uniques, inverse = np.unique(raw.astype(str), return_inverse=True)
-        mapping = np.array([lookup.get(normalise_name(u), -1) for u in uniques], dtype=np.int64)
-        covered = set(mapping[mapping >= 0].tolist())
-        native = mapping[inverse]
-    else:  # plain integers: taken as native ids
-        native = np.where((raw >= 0) & (raw < num_classes), raw, -1).astype(np.int64)
-        covered = set(native[native >= 0].tolist())
-    missing = sorted(set(range(num_classes)) - covered)
-    if missing:
-        named = [class_names[i] for i in missing[:10]] if class_names else missing[:10]
-        tried = ", ".join(f"{k!r} -> {v!r}" for k, v in (aliases or {}).items()) or "none"
-        raise DataError(
-            f"{where}: the labels in column '{label_column}' do not cover {len(missing)} of the benchmark's "
-            f"{num_classes} classes (missing: {named}{' ...' if len(missing) > 10 else ''}; native ids "
-            f"{missing[:10]}); labels are matched by name ignoring case, punctuation and 'NNN.' prefixes, "
-            f"aliases tried: {tried}. Is this the right dataset and label column?"
-        )
-    identity = raw.dtype.kind in "iu" and bool(np.array_equal(native[native >= 0], raw[native >= 0]))
-    return native, identity
-
-
-def with_native_labels(dataset, label_column, native, identity, rows=None):
-    """Keep ``rows`` (default: every row of a benchmark class) and make the label column native.
-    Columns are added before any ``select`` so no image data is copied."""
-    if rows is None:
-        rows = np.flatnonzero(native >= 0)
-    if not identity:
-        if NATIVE_LABEL in dataset.column_names:
-            dataset = dataset.remove_columns(NATIVE_LABEL)
-        dataset = dataset.add_column(NATIVE_LABEL, native.tolist())
-        label_column = NATIVE_LABEL
-    if len(rows) != len(dataset) or not np.array_equal(rows, np.arange(len(dataset))):
-        dataset = dataset.select(rows)
-    return dataset, label_column
-
-
-def _prepare(dataset, image_column, label_column, lookup, num_classes, where, index_fallback=None, **names):
-    check_columns(dataset, (image_column, label_column), where)
-    native, identity = native_label_array(dataset, label_column, lookup, num_classes, where, index_fallback, **names)
-    return with_native_labels(dataset, label_column, native, identity)
-
-
-def _align(train, test, train_label, test_label):
-    """Train and test must share the label column name for the scenario (both hold native ids)."""
-    if train_label != test_label:
-        if train_label != NATIVE_LABEL:
-            train = train.rename_column(train_label, NATIVE_LABEL)
-        if test_label != NATIVE_LABEL:
-            test = test.rename_column(test_label, NATIVE_LABEL)
-    return train, test, NATIVE_LABEL if train_label != test_label else train_label
 
 
 # ----------------------------------------------------------------------------------------------------
 # benchmark loaders
-
-
-def _orders(info: dict) -> dict[str, list[int]]:
-    extra = {}
-    if "class_order_seed1993" in info:
-        extra["seed1993"] = list(info["class_order_seed1993"])
-    else:  # ImageNet-100, UCF101: the reference order is itself the seed-1993 permutation
-        extra["seed1993"] = list(info["class_order"])
-    if "class_order_mgclip" in info:
-        extra["mgclip"] = list(info["class_order_mgclip"])
-    return extra
 
 
 def _train_test_benchmark(name, protocol_name, keys_per_class, data_args, index_fallback=None,
@@ -281,22 +58,22 @@ def _train_test_benchmark(name, protocol_name, keys_per_class, data_args, index_
     info = protocol(protocol_name)
     source = SOURCES[name]
     splits, kind, provenance = fetch_splits(source, data_args, filters=hub_filters)
-    image_column, label_column = _columns(source, kind, data_args)
+    image_column, label_column = split_columns(source, kind, data_args)
     aliases = LABEL_ALIASES.get(name, {})
-    lookup = _lookup(keys_per_class, aliases)
+    lookup = name_lookup(keys_per_class, aliases)
     n = info["num_classes"]
     names = {"class_names": info["class_names"], "aliases": aliases}
-    train_raw = _pick_split(splits, source.train_split, name, "training", aliases=("train",))
-    test_raw = _pick_split(splits, source.test_split, name, "test", aliases=test_aliases)
-    train, train_label = _prepare(train_raw, image_column, label_column, lookup, n, f"{name} train split",
-                                  index_fallback, **names)
-    test, test_label = _prepare(test_raw, image_column, label_column, lookup, n, f"{name} test split",
-                                index_fallback, **names)
-    train, test, label_column = _align(train, test, train_label, test_label)
+    train_raw = pick_split(splits, source.train_split, name, "training", aliases=("train",))
+    test_raw = pick_split(splits, source.test_split, name, "test", aliases=test_aliases)
+    train, train_label = native_split(train_raw, image_column, label_column, lookup, n, f"{name} train split",
+                                      index_fallback, **names)
+    test, test_label = native_split(test_raw, image_column, label_column, lookup, n, f"{name} test split",
+                                    index_fallback, **names)
+    train, test, label_column = shared_label_column(train, test, train_label, test_label)
     return LoadedBenchmark(
         train=train, test=test, class_names=list(info["class_names"]), class_order=list(info["class_order"]),
         template=RAPF_TEMPLATE, image_column=image_column, label_column=label_column,
-        extra_orders=_orders(info),
+        extra_orders=extra_orders(info),
         info={**provenance, "split": f"train = '{source.train_split}', test = '{source.test_split}'"},
     )
 
@@ -375,22 +152,22 @@ def load_ucf101(data_args) -> LoadedBenchmark:
     source = SOURCES["ucf101"]
     wanted = [source.train_split, source.test_split]
     splits, kind, provenance = fetch_splits(source, data_args, wanted, _ucf_hub_filters(source, data_args, wanted))
-    image_column, label_column = _columns(source, kind, data_args)
+    image_column, label_column = split_columns(source, kind, data_args)
     aliases = LABEL_ALIASES.get("ucf101", {})
-    lookup = _lookup([[n] for n in info["class_names"]], aliases)
+    lookup = name_lookup([[n] for n in info["class_names"]], aliases)
     out = {}
     for role, split in (("training", source.train_split), ("test", source.test_split)):
-        raw = _pick_split(splits, split, "ucf101", role, aliases=("validation", "val") if role == "test" else ())
+        raw = pick_split(splits, split, "ucf101", role, aliases=("validation", "val") if role == "test" else ())
         where = f"ucf101 {split} split"
         check_columns(raw, (image_column, label_column), where)
         native, identity = native_label_array(raw, label_column, lookup, info["num_classes"], where,
                                               class_names=info["class_names"], aliases=aliases)
         out[role] = with_native_labels(raw, label_column, native, identity, rows=_middle_frame_rows(raw, native))
     (train, train_label), (test, test_label) = out["training"], out["test"]
-    train, test, label_column = _align(train, test, train_label, test_label)
+    train, test, label_column = shared_label_column(train, test, train_label, test_label)
     return LoadedBenchmark(
         train=train, test=test, class_names=list(info["class_names"]), class_order=list(info["class_order"]),
-        template=RAPF_TEMPLATE, image_column=image_column, label_column=label_column, extra_orders=_orders(info),
+        template=RAPF_TEMPLATE, image_column=image_column, label_column=label_column, extra_orders=extra_orders(info),
         info={**provenance, "split": "one middle frame per clip; train/test = the dataset's train/test splits; "
               "100 classes (YoYo dropped, PROOF's ids)"},
     )
@@ -494,15 +271,15 @@ def load_imagenet_r(data_args) -> LoadedBenchmark:
     info = protocol("imagenet_r")
     source = SOURCES["imagenet_r"]
     splits, kind, provenance = fetch_splits(source, data_args, splits=[source.test_split])
-    image_column, label_column = _columns(source, kind, data_args)
-    lookup = _lookup([[wnid, name] for wnid, name in zip(info["wnids"], info["class_names"])])
+    image_column, label_column = split_columns(source, kind, data_args)
+    lookup = name_lookup([[wnid, name] for wnid, name in zip(info["wnids"], info["class_names"])])
     n = info["num_classes"]
     common = dict(class_names=list(info["class_names"]), class_order=list(info["class_order"]),
-                  template=RAPF_TEMPLATE, image_column=image_column, extra_orders=_orders(info))
+                  template=RAPF_TEMPLATE, image_column=image_column, extra_orders=extra_orders(info))
     if "train" in splits and "test" in splits and kind == "folder":  # RAPF's own train/ test/ folders
-        train, train_label = _prepare(splits["train"], image_column, label_column, lookup, n, "imagenet_r train folder")
-        test, test_label = _prepare(splits["test"], image_column, label_column, lookup, n, "imagenet_r test folder")
-        train, test, label_column = _align(train, test, train_label, test_label)
+        train, train_label = native_split(splits["train"], image_column, label_column, lookup, n, "imagenet_r train folder")
+        test, test_label = native_split(splits["test"], image_column, label_column, lookup, n, "imagenet_r test folder")
+        train, test, label_column = shared_label_column(train, test, train_label, test_label)
         return LoadedBenchmark(train=train, test=test, label_column=label_column,
                                info={**provenance, "split": "the copy's train/ and test/ folders"}, **common)
     if len(splits) != 1:
@@ -522,30 +299,6 @@ def load_imagenet_r(data_args) -> LoadedBenchmark:
 # ----------------------------------------------------------------------------------------------------
 # registration
 
-
-@dataclass(frozen=True)
-class BenchmarkCard:
-    """What the README table says about a benchmark."""
-
-    source: str
-    split: str
-    classes_per_task: str
-    order_source: str
-    paper_avg_last: str
-
-
-CARDS = {
-    "cifar100": BenchmarkCard("uoft-cs/cifar100", "official 50,000 / 10,000", "10 x 10",
-                              "RAPF class_orders/cifar100_order.yaml", "89.8 / 84.6"),
-    "imagenet_r": BenchmarkCard("axiong/imagenet-r", "24,000 / 6,000 (RAPF list if file names match, else seeded stratified 80/20 manifest)",
-                                "10 x 20", "RAPF class_orders/imagenet_R_order.yaml", "88.9 / 84.8"),
-    "imagenet_sub": BenchmarkCard("ILSVRC/imagenet-1k, classes 0-99", "train / val (50 per class)", "10 x 10",
-                                  "RAPF class_orders/imagenet100.yaml (= seed-1993 permutation)", "89.9 / 80.5"),
-    "cub200": BenchmarkCard("bentrevett/caltech-ucsd-birds-200-2011", "official 5,994 / 5,794", "10 x 20",
-                            "RAPF class_orders/cub200_order.yaml", "85.4 / 80.1"),
-    "ucf101": BenchmarkCard("flwrlabs/ucf101, middle frame per clip", "the dataset's train / test, 100 classes (no YoYo)",
-                            "10 x 10", "PROOF seed-1993 permutation (RAPF ships no UCF101)", "95.9 / 92.8"),
-}
 
 for _name, _loader, _what, _classes in (
     ("cifar100", load_cifar100, "CIFAR-100, 100 classes", 100),
@@ -628,7 +381,7 @@ def load_zero_shot_set(name: str, data_dir: str | None = None, revision: str | N
     args.data_dir, args.dataset_revision = data_dir, revision
     splits, kind, _ = fetch_splits(source, args, splits=[source.test_split], max_rows=max_images)
     image_column, label_column = ("image", "label") if kind == "folder" else (source.image_column, source.label_column)
-    dataset = _pick_split(splits, source.test_split, name, "evaluation", aliases=("test", "validation", "val"))
+    dataset = pick_split(splits, source.test_split, name, "evaluation", aliases=("test", "validation", "val"))
     check_columns(dataset, (image_column, label_column), f"zero-shot set {name}")
     feature = dataset.features[label_column]
     if not isinstance(feature, datasets.ClassLabel):
