@@ -41,6 +41,9 @@ from .labels import (  # noqa: F401
 from .protocol_assets import RAPF_TEMPLATE, extra_orders, imagenet_r_manifest, protocol, rapf_imagenet_r_split
 from .registry import BENCHMARKS, BenchmarkSpec, LoadedBenchmark, register_benchmark
 from .scenario import DataError
+from .zero_shot_sets import (  # noqa: F401 - moved to data/zero_shot_sets.py; kept for old imports
+    ZERO_SHOT_SETS, ZeroShotSet, ZeroShotSpec, clip_imagenet_names, load_zero_shot_set,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -310,131 +313,7 @@ for _name, _loader, _what, _classes in (
     register_benchmark(BenchmarkSpec(_name, _what, _loader, num_classes=_classes))
 
 
-# ----------------------------------------------------------------------------------------------------
-# zero-shot retention sets (evaluated before and after the task sequence)
-
-
-@dataclass
-class ZeroShotSet:
-    name: str
-    dataset: datasets.Dataset
-    class_names: list[str]
-    template: str
-    image_column: str = "image"
-    label_column: str = "label"
-
-
-@dataclass(frozen=True)
-class ZeroShotSpec:
-    name: str
-    description: str
-    name_of_label: object  # callable: the ClassLabel's names -> class names for the prompts, by label id
-
-
-def _imagenet_name(label_name: str) -> str:
-    """ImageNet's first synonym ('tench, Tinca tinca' -> 'tench'): not used for prompts any more (it names
-    two classes 'crane' and two 'maillot'); kept for callers that want the Hub's short name."""
-    return label_name.split(",")[0].strip()
-
-
-def clip_imagenet_names() -> list[str]:
-    """CLIP's curated ImageNet-1k class names (openai/CLIP's prompt-engineering notebook), by class id,
-    with the two names its list repeats made distinct (see the asset's notes)."""
-    return list(protocol("imagenet1k")["class_names"])
-
-
-def _by_index(names_source):
-    """Class names by label id from a shipped list (the Hub names are only checked for their count)."""
-    def name_of(feature_names):
-        names = names_source()
-        if len(feature_names) != len(names):
-            raise DataError(f"the label column has {len(feature_names)} classes, the shipped names {len(names)}")
-        return names
-    return name_of
-
-
-def _hub_names(feature_names):
-    return list(feature_names)
-
-
-ZERO_SHOT_SETS = {
-    "food101": ZeroShotSpec("food101", "Food-101 validation (25,250 images, 101 classes)", _hub_names),
-    "oxford_pets": ZeroShotSpec("oxford_pets", "Oxford-IIIT Pets test (3,669 images, 37 classes)", _hub_names),
-    "imagenet1k": ZeroShotSpec("imagenet1k", "ImageNet-1k validation (50,000 images, 1,000 classes, CLIP's names)",
-                               _by_index(clip_imagenet_names)),
-}
-
-
-def load_zero_shot_set(name: str, data_dir: str | None = None, revision: str | None = None,
-                       template: str = RAPF_TEMPLATE, max_images: int | None = None) -> ZeroShotSet:
-    """A zero-shot evaluation set: only its evaluation split is fetched (and only ``max_images`` rows of
-    it when given); class names from its ClassLabel feature (CLIP's curated names for ImageNet-1k); the
-    prompt template (RAPF's by default)."""
-    if name not in ZERO_SHOT_SETS:
-        raise DataError(f"unknown zero-shot set '{name}'; known: {', '.join(sorted(ZERO_SHOT_SETS))}")
-    spec, source = ZERO_SHOT_SETS[name], SOURCES[name]
-
-    class _Args:
-        pass
-
-    args = _Args()
-    args.data_dir, args.dataset_revision = data_dir, revision
-    splits, kind, _ = fetch_splits(source, args, splits=[source.test_split], max_rows=max_images)
-    image_column, label_column = ("image", "label") if kind == "folder" else (source.image_column, source.label_column)
-    dataset = pick_split(splits, source.test_split, name, "evaluation", aliases=("test", "validation", "val"))
-    check_columns(dataset, (image_column, label_column), f"zero-shot set {name}")
-    feature = dataset.features[label_column]
-    if not isinstance(feature, datasets.ClassLabel):
-        raise DataError(f"zero-shot set {name}: column '{label_column}' must be a ClassLabel with the class names")
-    if max_images is not None and len(dataset) > max_images:
-        dataset = dataset.select(range(max_images))
-    names = [str(n) for n in spec.name_of_label(feature.names)]
-    return ZeroShotSet(name, dataset, names, template, image_column, label_column)
-
-
-def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet, batch_size: int = 256,
-                       device=None) -> float:
-    """Top-1 accuracy of ``model`` (a CLIPModel or our PEFT CLIP, as it is: call it inside
-    ``adapter_disabled`` for pretrained CLIP) on a zero-shot set, one prompt per class."""
-    import torch
-
-    from ..modeling import encode_images, encode_texts
-    from .scenario import prompts_for, tokenize_prompts
-
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        tokens = tokenize_prompts(tokenizer, prompts_for(zero_shot.class_names, zero_shot.template))
-        text = torch.cat([
-            encode_texts(model, tokens["input_ids"][i:i + batch_size].to(device),
-                         tokens["attention_mask"][i:i + batch_size].to(device))
-            for i in range(0, len(zero_shot.class_names), batch_size)
-        ])
-        for start in range(0, len(zero_shot.dataset), batch_size):
-            batch = zero_shot.dataset[start:start + batch_size]
-            images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
-            pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-            embeds, _ = encode_images(model, pixels)
-            predictions = (embeds @ text.T).argmax(dim=-1).cpu()
-            correct += int((predictions == torch.as_tensor(batch[zero_shot.label_column])).sum())
-            total += len(images)
-    model.train(was_training)
-    return correct / max(total, 1)
-
-
-def evaluate_zero_shot_sets(model, image_processor, tokenizer, names=tuple(ZERO_SHOT_SETS), **load_kwargs) -> dict:
-    """``{name: accuracy}`` over several zero-shot sets (e.g. before and after the task sequence)."""
-    batch_size = load_kwargs.pop("batch_size", 256)
-    return {
-        name: evaluate_zero_shot(model, image_processor, tokenizer, load_zero_shot_set(name, **load_kwargs), batch_size)
-        for name in names
-    }
-
-
 __all__ = [
-    "BENCHMARKS", "CARDS", "SOURCES", "ZERO_SHOT_SETS", "HubSource", "ZeroShotSet", "evaluate_zero_shot",
-    "evaluate_zero_shot_sets", "fetch_splits", "load_zero_shot_set", "normalise_name", "protocol", "clip_imagenet_names",
-    "rapf_imagenet_r_split", "stratified_test_positions",
+    "BENCHMARKS", "CARDS", "SOURCES", "ZERO_SHOT_SETS", "HubSource", "ZeroShotSet", "fetch_splits", "load_zero_shot_set",
+    "normalise_name", "protocol", "clip_imagenet_names", "rapf_imagenet_r_split", "stratified_test_positions",
 ]
