@@ -30,12 +30,6 @@ class ZeroShotSpec:
     name_of_label: object  # callable: the ClassLabel's names -> class names for the prompts, by label id
 
 
-def _imagenet_name(label_name: str) -> str:
-    """ImageNet's first synonym ('tench, Tinca tinca' -> 'tench'): not used for prompts any more (it names
-    two classes 'crane' and two 'maillot'); kept for callers that want the Hub's short name."""
-    return label_name.split(",")[0].strip()
-
-
 def clip_imagenet_names() -> list[str]:
     """CLIP's curated ImageNet-1k class names (openai/CLIP's prompt-engineering notebook), by class id,
     with the two names its list repeats made distinct (see the asset's notes)."""
