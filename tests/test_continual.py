@@ -279,7 +279,7 @@ def test_zero_shot_retention_scores_the_pretrained_clip_before_and_the_last_task
     from transformers import AutoTokenizer, CLIPModel
 
     from segp_hf import load_task
-    from segp_hf.data.benchmarks import evaluate_zero_shot
+    from segp_hf.zero_shot import evaluate_zero_shot
     from segp_hf.preprocessing import build_image_processor
     from segp_hf.retention import load_retention_set
 
