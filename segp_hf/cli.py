@@ -142,6 +142,12 @@ def _task_list(text):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segp-hf", description="SeGP-CL continual learning of CLIP.")
     commands = _Commands(parser.add_subparsers(dest="command", required=True))
+    for add_command in (_add_train, _add_eval, _add_push, _add_ablate, _add_diagnose, _add_report):
+        add_command(commands)
+    return parser
+
+
+def _add_train(commands):
     from .settings_help import settings_epilog
 
     train = commands.add_parser(
@@ -165,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         "unless --config is given)",
     )
     train.set_defaults(handler=_train)
+
+
+def _add_eval(commands):
     evaluate = commands.add_parser(
         "eval", help="evaluate a task checkpoint on the seen classes' test images",
         description="Evaluate REPO_OR_DIR@task-K (local output dir or Hub repo, offline from the HF cache with "
@@ -173,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", required=True, metavar="REPO_OR_DIR@task-K")
     evaluate.add_argument("--config", help="recipe YAML whose settings override the checkpoint's")
     evaluate.set_defaults(handler=_eval)
+
+
+def _add_push(commands):
     push = commands.add_parser("push", help="push every complete task of a local run to the Hub (task-k branches)")
     push.add_argument("output_dir")
     push.add_argument("repo_id")
@@ -181,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--retries", type=int, default=3, help="retries per failed call")
     push.add_argument("--backoff", type=float, default=2.0, help="seconds before the first retry (doubles)")
     push.set_defaults(handler=_push)
+
+
+def _add_ablate(commands):
     ablate = commands.add_parser("ablate", help="run every variant over several seeds and tabulate")
     ablate.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
     ablate.add_argument("--seeds", type=int, default=3, help="seeds per variant (0..N-1)")
@@ -189,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--metrics", choices=("textbook", "continuum"), default="textbook",
                         help="forgetting/BWT/FWT convention of the printed table (both are written)")
     ablate.set_defaults(handler=_ablate)
+
+
+def _add_diagnose(commands):
     diagnose = commands.add_parser(
         "diagnose", help="measure where a run's semantic geometry drifted (interface vs core), task by task",
         description="Load every saved task of RUN_DIR (a run's output dir or a Hub repo) and measure, after each "
@@ -207,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also copy diagnostics.json into RUN_DIR, so its task model cards get a drift section")
     diagnose.add_argument("--config", help="recipe YAML whose settings override the run's")
     diagnose.set_defaults(handler=_diagnose)
+
+
+def _add_report(commands):
     report = commands.add_parser(
         "report", help="one HTML page comparing finished runs (metrics, curves, heatmaps, differing settings)",
         description="Write OUTPUT_DIR/index.html, a self-contained page (figures embedded) comparing the runs.",
@@ -214,7 +235,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="output_dir of a run (with results.json)")
     report.add_argument("--output_dir", required=True, help="where index.html goes")
     report.set_defaults(handler=_report)
-    return parser
 
 
 def _report(args, overrides):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .config import RecipeError
+from .errors import RecipeError
 
 LAUNCH_HINT = ("accelerate launch --config_file recipes/accelerate/multi_gpu.yaml -m segp_hf train ... "
                "(DDP, one process per GPU)")

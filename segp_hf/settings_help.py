@@ -8,7 +8,7 @@ from dataclasses import MISSING, fields
 
 from transformers import TrainingArguments
 
-from .config import DataArguments, ModelArguments, SeGPConfig
+from .arguments import DataArguments, ModelArguments, SeGPConfig
 
 TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
 # SeGPConfig fields that are about running (not the method) although TrainingArguments lacks them.

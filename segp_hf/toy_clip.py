@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from .data.shapes import ALL_CLASSES, COLOURS, IMAGE_SIZE, SHAPES, render_arrays
 
+TOY_CLIP = "toy-clip"  # the model name (model_name_or_path) that resolves to this toy CLIP (toy_clip_path)
 ASSET_DIR = "toy-clip"
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<bos>", "<eos>"]  # ids 0, 1, 2, 3 (eos must not be 2: see above)
 MODEL_MAX_LENGTH = 16
@@ -163,23 +164,49 @@ def pretrain_toy_clip(
     same-class pair counts as a positive), AdamW with linear warm-up and cosine decay. Deterministic for
     given arguments. Saves model (safetensors), tokenizer and image processor (plus a ``CLIPProcessor``
     config) into ``output_dir`` and returns it."""
-    from transformers import CLIPModel, CLIPProcessor
+    from transformers import CLIPModel
 
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     tokenizer = build_tokenizer()
     processor = build_image_processor()
-    model = CLIPModel(build_config())
+    model = CLIPModel(build_config())  # initialised from the global seed set just above
     model.train()
+    pixel_values, labels = _pretraining_images(images_per_class, seed)
+    caption_ids, caption_mask = _caption_tokens(tokenizer)
+    optimizer, scheduler = _optimizer_and_schedule(model, learning_rate, steps)
+    start = time.time()
+    for step in range(steps):
+        index = torch.randint(len(labels), (batch_size,), generator=generator)
+        template = torch.randint(len(PRETRAIN_TEMPLATES), (batch_size,), generator=generator)
+        batch_labels = labels[index]
+        loss = _contrastive_loss(model, caption_ids[batch_labels, template], caption_mask[batch_labels, template],
+                                 pixel_values[index], batch_labels)
+        _optimizer_step(model, loss, optimizer, scheduler)
+        if log_every and (step + 1) % log_every == 0:
+            print(f"step {step + 1}/{steps} loss {loss.item():.4f} "
+                  f"scale {model.logit_scale.exp().item():.1f} {time.time() - start:.0f}s", flush=True)
+    model.eval()
+    return _save(model, tokenizer, processor, output_dir)
 
+
+def _pretraining_images(images_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean renders of every class: normalised pixel values and class indices into :data:`ALL_CLASSES`."""
     images, labels = render_arrays("clean", "train", ALL_CLASSES, images_per_class, seed)
-    pixel_values = _normalise(images)
-    labels = torch.from_numpy(labels)
+    return _normalise(images), torch.from_numpy(labels)
+
+
+def _caption_tokens(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of every (class, template) caption, shaped (classes, templates, length)."""
     captions = [template.format(name) for name in ALL_CLASSES for template in PRETRAIN_TEMPLATES]
     encoded = tokenizer(captions, padding=True, return_tensors="pt")  # right-padded to the longest caption
     caption_ids = encoded["input_ids"].view(len(ALL_CLASSES), len(PRETRAIN_TEMPLATES), -1)
     caption_mask = encoded["attention_mask"].view(len(ALL_CLASSES), len(PRETRAIN_TEMPLATES), -1)
+    return caption_ids, caption_mask
 
+
+def _optimizer_and_schedule(model, learning_rate: float, steps: int):
+    """AdamW (weight decay 0.1 on matrices other than embeddings), linear warm-up then cosine decay."""
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW(
@@ -194,35 +221,34 @@ def pretrain_toy_clip(
         progress = (step - warmup) / max(1, steps - warmup)
         return 0.5 * (1 + math.cos(math.pi * progress))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
-    start = time.time()
-    for step in range(steps):
-        index = torch.randint(len(labels), (batch_size,), generator=generator)
-        template = torch.randint(len(PRETRAIN_TEMPLATES), (batch_size,), generator=generator)
-        batch_labels = labels[index]
-        outputs = model(
-            input_ids=caption_ids[batch_labels, template],
-            attention_mask=caption_mask[batch_labels, template],
-            pixel_values=pixel_values[index],
-        )
-        logits = outputs.logits_per_image  # (images, texts), already scaled
-        same = (batch_labels[:, None] == batch_labels[None, :]).float()
-        targets = same / same.sum(dim=1, keepdim=True)
-        loss = 0.5 * (
-            F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        if log_every and (step + 1) % log_every == 0:
-            print(f"step {step + 1}/{steps} loss {loss.item():.4f} "
-                  f"scale {model.logit_scale.exp().item():.1f} {time.time() - start:.0f}s", flush=True)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
 
-    model.eval()
+
+def _contrastive_loss(model, input_ids, attention_mask, pixel_values, batch_labels) -> torch.Tensor:
+    """Symmetric CLIP InfoNCE where every same-class pair of the batch counts as a positive."""
+    outputs = model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values)
+    logits = outputs.logits_per_image  # (images, texts), already scaled
+    same = (batch_labels[:, None] == batch_labels[None, :]).float()
+    targets = same / same.sum(dim=1, keepdim=True)
+    return 0.5 * (
+        F.cross_entropy(logits, targets) + F.cross_entropy(logits.t(), targets)
+    )
+
+
+def _optimizer_step(model, loss, optimizer, scheduler) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
+
+
+def _save(model, tokenizer, processor, output_dir: str) -> str:
+    """Model (safetensors), tokenizer, image processor and a ``CLIPProcessor`` config, loadable like a Hub id."""
+    from transformers import CLIPProcessor
+
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output, safe_serialization=True)

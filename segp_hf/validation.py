@@ -8,262 +8,28 @@ argument objects exist; command-line arguments by ``cli.py``. The README's Troub
 rules is generated from ``RULES`` (``python -m segp_hf.validation``) and a test keeps the two equal.
 
 A failed rule raises ``RecipeError`` with one line: the setting, the value given and what is allowed.
+The kinds of rule and their builders are in ``rule_kinds.py``; the checks that look beyond one value (paths,
+the benchmark registry, the parallel set-up) in ``setting_checks.py``.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from .config import VARIANTS, RecipeError
+from .errors import RecipeError
+from .rule_kinds import (
+    Range, Rule, at_least, choice, combination, enum_values, fraction, path_rule, positive, range_rule,
+)
+from .setting_checks import (
+    both_precisions, checkpoint_ref, class_order_ids, existing_folder, global_batch, local_model, not_a_file,
+    recipe_file, registered_benchmarks, retention_sets, tasks_vs_classes, variant_list,
+)
+from .switches import VARIANTS
 
 # The linear layers of CLIP's two towers that can carry LoRA (transformers' CLIP module names).
 CLIP_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 SEED_MAX = 2**32 - 1  # numpy's seeding (transformers.set_seed) refuses anything larger
-
-
-@dataclass(frozen=True)
-class Range:
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # low itself not allowed
-    high_open: bool = False
-    optional: bool = False  # None allowed (the setting's "unset")
-    also: tuple = ()  # single values allowed outside the interval (e.g. max_steps -1)
-
-    def ok(self, value) -> bool:
-        if value is None:
-            return self.optional
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            return False
-        if value in self.also:
-            return True
-        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            return False
-        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
-
-    def describe(self) -> str:
-        if self.low is not None and self.high is not None:
-            text = f"in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}{')' if self.high_open else ']'}"
-        elif self.low is not None:
-            text = f"{'>' if self.low_open else '>='} {_num(self.low)}"
-        else:
-            text = f"{'<' if self.high_open else '<='} {_num(self.high)}"
-        extra = [_num(v) for v in self.also] + (["unset (None)"] if self.optional else [])
-        return text + "".join(f" or {e}" for e in extra)
-
-    def outside(self) -> float:
-        """A value this range refuses (for the test that walks every numeric setting)."""
-        if self.low is not None:
-            candidate = self.low - 1 if not self.low_open else self.low
-            while candidate in self.also:
-                candidate -= 1
-            return candidate
-        return self.high + 1 if not self.high_open else self.high
-
-
-def _num(value) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-@dataclass(frozen=True)
-class Rule:
-    setting: str  # a setting name, a command-line argument ("--seeds"), or "a + b" for a combination
-    kind: str  # "range" | "choice" | "path" | "combination"
-    allowed: str  # what is allowed, in words (README and messages)
-    fix: str  # what to do
-    check: Callable[..., str | None]  # returns None when fine, else what is wrong
-    command: str | None = None  # command-line argument of this command only (None: a setting of every command)
-    range: Range | None = None
-    deferred: bool = False  # checked by the code that first needs it (still before any data or model)
-
-    def message(self, problem: str) -> str:
-        return f"{problem}; {self.fix}" if self.fix else problem
-
-
-# ------------------------------------------------------------------------------------------ builders
-def _range(setting, range_: Range, fix: str = "", command: str | None = None) -> Rule:
-    def check(value):
-        if range_.ok(value):
-            return None
-        return f"{setting}={value!r} is out of range: it must be {range_.describe()}"
-
-    return Rule(setting, "range", range_.describe(), fix, check, command, range_)
-
-
-def positive(setting, fix="", optional=False):
-    return _range(setting, Range(0, low_open=True, optional=optional), fix)
-
-
-def at_least(setting, low, fix="", optional=False, command=None):
-    return _range(setting, Range(low, optional=optional), fix, command)
-
-
-def fraction(setting, fix="", high_open=False):
-    return _range(setting, Range(0, 1, high_open=high_open), fix)
-
-
-def _choice(setting, allowed: Callable[[], tuple] | tuple, fix="", many=False) -> Rule:
-    def options():
-        return tuple(allowed() if callable(allowed) else allowed)
-
-    def check(value):
-        values = value if many and isinstance(value, (list, tuple)) else [value]
-        wrong = [v for v in values if str(getattr(v, "value", v)) not in options()]
-        if not wrong:
-            return None
-        shown = wrong[0] if not many else wrong
-        close = difflib.get_close_matches(str(getattr(wrong[0], "value", wrong[0])), options(), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return f"{setting}={shown!r} is not valid{hint}; choose {'from' if many else 'one of'}: {', '.join(options())}"
-
-    words = "one of the registered benchmarks" if callable(allowed) and setting == "benchmark" else (
-        ("each one of " if many else "one of ") + ", ".join(f"`{o}`" for o in options()) if len(options()) <= 8
-        else f"one of the {len(options())} names transformers knows")
-    return Rule(setting, "choice", words, fix, check)
-
-
-def _path(setting, allowed, check, fix="", command=None) -> Rule:
-    return Rule(setting, "path", allowed, fix, check, command)
-
-
-def _looks_local(value: str) -> bool:
-    """A value the user meant as a path on this machine (not a Hub id)."""
-    return value.startswith(("/", "./", "../", "~"))
-
-
-def _not_a_file(setting):
-    def check(value):
-        if value is not None and Path(value).expanduser().is_file():
-            return f"{setting}={value!r} is a file, not a folder"
-        return None
-    return check
-
-
-def _existing_folder(setting, optional=True):
-    def check(value):
-        if value is None and optional:
-            return None
-        path = Path(str(value)).expanduser()
-        if not path.exists():
-            return f"{setting}={value!r} does not exist"
-        if not path.is_dir():
-            return f"{setting}={value!r} is a file, not a folder"
-        return None
-    return check
-
-
-def _local_model(value):
-    if value is None or not _looks_local(str(value)):
-        return None  # a Hub id, or the toy CLIP's name
-    path = Path(str(value)).expanduser()
-    if not path.is_dir():
-        return f"model_name_or_path={value!r} {'is not a folder' if path.exists() else 'does not exist'}"
-    return None
-
-
-def _recipe_file(value):
-    if value is None:
-        return None
-    path = Path(value).expanduser()
-    if not path.exists():
-        return f"--config {value!r}: recipe file not found"
-    if path.is_dir():
-        return f"--config {value!r} is a folder, not a recipe file"
-    return None
-
-
-def _checkpoint_ref(value):
-    source = str(value).rpartition("@")[0] or str(value)
-    path = Path(source).expanduser()
-    if path.is_file():
-        return f"--checkpoint {value!r}: {source} is a file, not a run or task folder"
-    if _looks_local(source) and not path.exists():
-        return f"--checkpoint {value!r}: {source} does not exist"
-    return None
-
-
-def _enum_values(name: str) -> Callable[[], tuple]:
-    def values():
-        from transformers import trainer_utils, training_args
-
-        enum = getattr(training_args, name, None) or getattr(trainer_utils, name)
-        return tuple(e.value for e in enum)
-    return values
-
-
-def _benchmarks() -> tuple:
-    from .data.registry import BENCHMARKS
-
-    return tuple(sorted(BENCHMARKS))
-
-
-# ----------------------------------------------------------------------------------- combinations
-def benchmark_class_count(data_args) -> int | None:
-    """The number of classes a run's class order spans, known without loading data (None: unknown)."""
-    from .data.registry import BENCHMARKS
-
-    known = getattr(BENCHMARKS.get(data_args.benchmark), "num_classes", None)
-    order = str(data_args.class_order)
-    if known is None and re.fullmatch(r"[\d,\s]+", order) and re.search(r"\d", order):
-        return len([item for item in order.replace(" ", "").split(",") if item])
-    return known
-
-
-def _tasks_vs_classes(model_args, data_args, config):
-    classes = benchmark_class_count(data_args)
-    if classes is not None and data_args.num_tasks > classes:
-        return f"num_tasks={data_args.num_tasks} is more than the {classes} classes of {data_args.benchmark}"
-    return None
-
-
-def _class_order_ids(model_args, data_args, config):
-    order = str(data_args.class_order)
-    if not re.fullmatch(r"[\d,\s]+", order):
-        return None
-    from .data.registry import BENCHMARKS
-
-    total = getattr(BENCHMARKS.get(data_args.benchmark), "num_classes", None)
-    ids = [int(item) for item in order.replace(" ", "").split(",") if item]
-    if total is not None and sorted(ids) != list(range(total)):
-        return (f"class_order has {len(ids)} ids, not a permutation of the {total} classes 0..{total - 1} of "
-                f"{data_args.benchmark}")
-    return None
-
-
-def _global_batch(model_args, data_args, config):
-    from .parallel import global_batch_problem
-
-    total = getattr(config, "global_train_batch_size", None)
-    if total is None:
-        return None
-    return global_batch_problem(total, getattr(config, "world_size", 1), config.gradient_accumulation_steps)
-
-
-def _both_precisions(model_args, data_args, config):
-    if config.bf16 and config.fp16:
-        return "bf16 and fp16 are both set"
-    return None
-
-
-def _variant_list(value):
-    unknown = [v for v in (value or "").split(",") if v and v not in VARIANTS] if value else []
-    return f"--variants: unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}" if unknown else None
-
-
-def _combination(setting, allowed, check, fix) -> Rule:
-    return Rule(setting, "combination", allowed, fix, check)
-
-
-def _retention_sets():
-    from .retention import retention_set_names
-
-    return retention_set_names()
 
 
 # ------------------------------------------------------------------------------------------ the table
@@ -272,52 +38,52 @@ RULES: tuple[Rule, ...] = (
     at_least("lora_r", 1),
     positive("lora_alpha", optional=True),
     fraction("lora_dropout", high_open=True),
-    _choice("lora_target_modules", CLIP_LINEAR_LAYERS, "list CLIP linear layers only", many=True),
-    _path("model_name_or_path", "a Hub id, `toy-clip`, or an existing local folder", _local_model,
-          "point it at a saved CLIP folder or use a Hub id"),
+    choice("lora_target_modules", CLIP_LINEAR_LAYERS, "list CLIP linear layers only", many=True),
+    path_rule("model_name_or_path", "a Hub id, `toy-clip`, or an existing local folder", local_model,
+              "point it at a saved CLIP folder or use a Hub id"),
     # data
     at_least("num_tasks", 1),
     at_least("max_train_images_per_class", 1, optional=True),
     at_least("max_eval_images_per_class", 1, optional=True),
-    _choice("zero_shot_sets", _retention_sets, "list held-out sets by name", many=True),
+    choice("zero_shot_sets", retention_sets, "list held-out sets by name", many=True),
     at_least("zero_shot_max_images", 1, optional=True),
-    _path("zero_shot_data_dir", "an existing folder (or unset)", _existing_folder("zero_shot_data_dir"),
-          "point it at a folder holding one folder per zero-shot set"),
-    _choice("image_preprocessing", ("hf", "openai")),
-    _choice("pixel_cache", ("memory", "disk", "off")),
+    path_rule("zero_shot_data_dir", "an existing folder (or unset)", existing_folder("zero_shot_data_dir"),
+              "point it at a folder holding one folder per zero-shot set"),
+    choice("image_preprocessing", ("hf", "openai")),
+    choice("pixel_cache", ("memory", "disk", "off")),
     positive("pixel_cache_budget_gb"),
     Rule("benchmark", "choice", "one of the registered benchmarks (checked by `load_benchmark`, first thing, so a "
          "test or library caller may pass its own benchmark object)", "pick one from the list in the message",
-         lambda value: None if value in _benchmarks() else f"unknown benchmark '{value}'", deferred=True),
-    _choice("imagenet_r_split", ("auto", "rapf", "stratified")),
-    _path("data_dir", "an existing folder (or unset)", _existing_folder("data_dir"),
-          "point --data_dir at a save_to_disk copy or an image folder"),
+         lambda value: None if value in registered_benchmarks() else f"unknown benchmark '{value}'", deferred=True),
+    choice("imagenet_r_split", ("auto", "rapf", "stratified")),
+    path_rule("data_dir", "an existing folder (or unset)", existing_folder("data_dir"),
+              "point --data_dir at a save_to_disk copy or an image folder"),
     # method
-    _choice("variant", VARIANTS),
+    choice("variant", VARIANTS),
     at_least("lambda_acgd", 0),
     positive("acgd_temperature"),
     at_least("anchor_batch_size", 1),
     at_least("lambda_tsgr", 0),
     at_least("tsgr_k", 1),
     positive("tsgr_temperature"),
-    _choice("tsgr_reference", ("pretrained", "teacher")),
+    choice("tsgr_reference", ("pretrained", "teacher")),
     at_least("anchors_per_class", 1),
     at_least("dpgd_steps", 0, "0 keeps the seed images unperturbed"),
     at_least("dpgd_step_size", 0),
     at_least("dpgd_epsilon", 0),
     at_least("dpgd_lambda_visual", 0),
     at_least("dpgd_batch_size", 1),
-    _choice("prototype_transfer", ("weighted", "mean")),
+    choice("prototype_transfer", ("weighted", "mean")),
     positive("prototype_temperature"),
     at_least("beta", 0),
-    _choice("raw_feature", ("pre_projection", "projected")),
-    _choice("cls_classes", ("current", "seen")),
+    choice("raw_feature", ("pre_projection", "projected")),
+    choice("cls_classes", ("current", "seen")),
     at_least("hub_push_retries", 0),
     at_least("hub_push_backoff", 0),
     # training (TrainingArguments)
     positive("learning_rate"),
     positive("num_train_epochs"),
-    _range("max_steps", Range(1, also=(-1, 0)), "-1 (or 0) trains num_train_epochs"),
+    range_rule("max_steps", Range(1, also=(-1, 0)), "-1 (or 0) trains num_train_epochs"),
     at_least("per_device_train_batch_size", 1),
     at_least("per_device_eval_batch_size", 1),
     at_least("global_train_batch_size", 1, optional=True),
@@ -336,43 +102,44 @@ RULES: tuple[Rule, ...] = (
     positive("eval_steps", optional=True),
     at_least("eval_delay", 0),
     at_least("save_total_limit", 1, "unset keeps every checkpoint", optional=True),
-    _range("seed", Range(0, SEED_MAX)),
-    _range("data_seed", Range(0, SEED_MAX, optional=True)),
+    range_rule("seed", Range(0, SEED_MAX)),
+    range_rule("data_seed", Range(0, SEED_MAX, optional=True)),
     at_least("dataloader_num_workers", 0),
     at_least("dataloader_prefetch_factor", 1, optional=True),
     at_least("torch_empty_cache_steps", 1, optional=True),
     at_least("ddp_bucket_cap_mb", 1, optional=True),
     at_least("ddp_timeout", 1),
     at_least("local_rank", -1, "set by the launcher; leave it alone"),
-    _choice("optim", _enum_values("OptimizerNames")),
-    _choice("lr_scheduler_type", _enum_values("SchedulerType")),
-    _choice("save_strategy", _enum_values("SaveStrategy")),
-    _choice("eval_strategy", _enum_values("IntervalStrategy")),
-    _choice("logging_strategy", _enum_values("IntervalStrategy")),
-    _path("output_dir", "a folder (created if missing), not a file", _not_a_file("output_dir"),
-          "choose another --output_dir"),
+    choice("optim", enum_values("OptimizerNames")),
+    choice("lr_scheduler_type", enum_values("SchedulerType")),
+    choice("save_strategy", enum_values("SaveStrategy")),
+    choice("eval_strategy", enum_values("IntervalStrategy")),
+    choice("logging_strategy", enum_values("IntervalStrategy")),
+    path_rule("output_dir", "a folder (created if missing), not a file", not_a_file("output_dir"),
+              "choose another --output_dir"),
     # combinations
-    _combination("class_order + benchmark", "comma-separated ids: each class id exactly once", _class_order_ids,
-                 "give every native label id exactly once"),
-    _combination("num_tasks + benchmark", "num_tasks <= the benchmark's classes", _tasks_vs_classes,
-                 "lower num_tasks (uneven splits are fine)"),
-    _combination("global_train_batch_size + gradient_accumulation_steps",
-                 "global batch divisible by devices x gradient_accumulation_steps", _global_batch,
-                 "choose a global batch that is a multiple of devices x gradient_accumulation_steps"),
-    _combination("bf16 + fp16", "at most one of them", _both_precisions, "set only one"),
+    combination("class_order + benchmark", "comma-separated ids: each class id exactly once", class_order_ids,
+                "give every native label id exactly once"),
+    combination("num_tasks + benchmark", "num_tasks <= the benchmark's classes", tasks_vs_classes,
+                "lower num_tasks (uneven splits are fine)"),
+    combination("global_train_batch_size + gradient_accumulation_steps",
+                "global batch divisible by devices x gradient_accumulation_steps", global_batch,
+                "choose a global batch that is a multiple of devices x gradient_accumulation_steps"),
+    combination("bf16 + fp16", "at most one of them", both_precisions, "set only one"),
     # command-line arguments of one command
-    _path("--config", "an existing recipe file", _recipe_file, "pass a YAML recipe file", command="train|eval|ablate"),
-    _path("--checkpoint", "an existing run/task folder or a Hub repo id, @task-K", _checkpoint_ref,
-          "give a run's output dir or a Hub repo", command="eval"),
-    _path("output_dir", "an existing run folder", _existing_folder("output_dir", optional=False),
-          "give the output dir of a run", command="push"),
+    path_rule("--config", "an existing recipe file", recipe_file, "pass a YAML recipe file",
+              command="train|eval|ablate"),
+    path_rule("--checkpoint", "an existing run/task folder or a Hub repo id, @task-K", checkpoint_ref,
+              "give a run's output dir or a Hub repo", command="eval"),
+    path_rule("output_dir", "an existing run folder", existing_folder("output_dir", optional=False),
+              "give the output dir of a run", command="push"),
     at_least("--seeds", 1, command="ablate"),
     Rule("--variants", "choice", "comma-separated variants, each one of `" + "`, `".join(VARIANTS) + "`",
-         "pick from the list in the message", _variant_list, command="ablate"),
+         "pick from the list in the message", variant_list, command="ablate"),
     at_least("--retries", 0, command="push"),
     at_least("--backoff", 0, command="push"),
     at_least("--k", 1, optional=True, command="diagnose"),
-    _range("--confusion_threshold", Range(0, 1), "a share of an old class's images", command="diagnose"),
+    range_rule("--confusion_threshold", Range(0, 1), "a share of an old class's images", command="diagnose"),
 )
 
 

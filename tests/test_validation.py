@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from segp_hf import cli, validation
+from segp_hf import cli, setting_checks, validation
 from segp_hf.config import ARGUMENT_CLASSES, parse_config
 
 README = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"  
@@ -163,17 +163,17 @@ def test_class_order_ids_must_be_a_permutation(nothing_built, tmp_path, capsys):
 
 def test_both_precisions(tmp_path):
     config = SimpleNamespace(bf16=True, fp16=True)
-    assert validation._both_precisions(None, None, config) == "bf16 and fp16 are both set"
+    assert setting_checks.both_precisions(None, None, config) == "bf16 and fp16 are both set"
 
 
 def test_global_batch_must_divide():
     config = SimpleNamespace(global_train_batch_size=10, world_size=4, gradient_accumulation_steps=1)
-    assert "does not divide" in validation._global_batch(None, None, config)
+    assert "does not divide" in setting_checks.global_batch(None, None, config)
     config.global_train_batch_size = 12
-    assert validation._global_batch(None, None, config) is None
+    assert setting_checks.global_batch(None, None, config) is None
     config.gradient_accumulation_steps = 2  # 4 devices x 2 = 8 does not divide 12
-    assert "does not divide" in validation._global_batch(None, None, config)
-    assert validation._global_batch(None, None, SimpleNamespace(gradient_accumulation_steps=3)) is None  # unset
+    assert "does not divide" in setting_checks.global_batch(None, None, config)
+    assert setting_checks.global_batch(None, None, SimpleNamespace(gradient_accumulation_steps=3)) is None  # unset
 
 
 def test_global_batch_from_the_command_line(nothing_built, tmp_path, capsys):

@@ -1,0 +1,53 @@
+"""The method variants and which parts of SeGP-CL each one switches on (the ablation ladder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VARIANTS = (
+    "zero-shot",
+    "lora",
+    "lwf",
+    "lora+acgd",
+    "lora+acgd+tsgr",
+    "lora+acgd+tsgr+proto",
+    "segp-cl",
+    "segp-cl-onlyclip",
+)
+
+
+@dataclass(frozen=True)
+class MethodSwitches:
+    """Which parts of SeGP-CL a variant uses."""
+
+    train: bool = True
+    # The distillation term weighted by lambda_acgd, and what it distils on: 'anchors' (ACGD on the DPGD
+    # anchor set), 'new_images' (LwF: the teacher's logits on the current task's images) or None (no term).
+    distillation: str | None = "anchors"
+    tsgr: bool = True
+    prototypes: bool = True  # compute, transfer and use them (DPGD visual term, dual path)
+    dpgd_visual: bool = True
+    beta_enabled: bool = True
+
+    @property
+    def acgd(self) -> str | None:
+        """Old name of :attr:`distillation` (it also selects LwF); kept for old readers."""
+        return self.distillation
+
+
+_SWITCHES = {
+    "zero-shot": MethodSwitches(train=False, distillation=None, tsgr=False, prototypes=False, dpgd_visual=False,
+                                beta_enabled=False),
+    "lora": MethodSwitches(distillation=None, tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lwf": MethodSwitches(distillation="new_images", tsgr=False, prototypes=False, dpgd_visual=False,
+                          beta_enabled=False),
+    "lora+acgd": MethodSwitches(tsgr=False, prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lora+acgd+tsgr": MethodSwitches(prototypes=False, dpgd_visual=False, beta_enabled=False),
+    "lora+acgd+tsgr+proto": MethodSwitches(dpgd_visual=False),
+    "segp-cl": MethodSwitches(),
+    "segp-cl-onlyclip": MethodSwitches(beta_enabled=False),
+}
+
+
+def method_switches(variant: str) -> MethodSwitches:
+    return _SWITCHES[variant]
