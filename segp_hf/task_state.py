@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .anchors import AnchorSet
-from .config import MethodSwitches
+from .switches import MethodSwitches
 
 
 @dataclass

@@ -22,7 +22,7 @@ MUTATIONS = [
     ("acgd text detached", "segp_hf/trainer.py", "student = state.logit_scale * anchor_embeds @ old_text.T", "student = state.logit_scale * anchor_embeds @ old_text.detach().T", "test_acgd_gradient"),
     ("same anchors each step", "segp_hf/trainer.py", "* 1_000_003 + step) * 1_024", "* 1_000_003 + 0) * 1_024", "anchor"),
     ("dpgd prototype term dropped", "segp_hf/anchors.py", "lambda_visual=args.dpgd_lambda_visual if use_visual else 0.0", "lambda_visual=0.0", "dpgd_visual_term_changes"),
-    ("ce over seen by default", "segp_hf/config.py", 'cls_classes: str = field(default="current"', 'cls_classes: str = field(default="seen"', "test_ce_runs or test_returned_loss"),
+    ("ce over seen by default", "segp_hf/arguments.py", 'cls_classes: str = field(default="current"', 'cls_classes: str = field(default="seen"', "test_ce_runs or test_returned_loss"),
     ("ce current branch uses seen", "segp_hf/trainer.py", "loss_cls = F.cross_entropy(logits[:, start:end], labels - start)", "loss_cls = F.cross_entropy(logits, labels)", "test_ce_runs or test_returned_loss"),
     ("no drift transfer", "segp_hf/prototypes.py", "    if start > 0 and task_state.anchors is not None and task_state.prototypes is not None:\n", "    if False:\n", "drift_transfer"),
     ("onlyclip scores with prototypes", "segp_hf/evaluation.py", "return float(beta) if switches.beta_enabled else 0.0", "return float(beta)", "test_evaluation.py"),
@@ -30,9 +30,9 @@ MUTATIONS = [
     ("future task scored over seen only", "segp_hf/evaluation.py", "return seen if other <= task else", "return seen if True else", "test_evaluation.py"),
     ("til round dropped", "segp_hf/evaluation.py", "        if other <= task and task_incremental:\n            classes", "        if False:\n            classes", "test_continual.py"),
     ("lora_A not re-frozen", "segp_hf/modeling.py", "        yield model\n    train_only_lora_B(peft_model)", "        yield model\n", "lora_A_and_base"),
-    ("momentum off", "segp_hf/config.py", 'default="momentum=0.9"', 'default="momentum=0.0"', "sgd_momentum"),
-    ("linear schedule", "segp_hf/config.py", 'lr_scheduler_type: str = field(default="cosine"', 'lr_scheduler_type: str = field(default="linear"', "sgd_momentum"),
-    ("clipping at 1.0", "segp_hf/config.py", "        default=0.0,\n        metadata={\"help\": \"Gradient clipping", "        default=1.0,\n        metadata={\"help\": \"Gradient clipping", "clipping"),
+    ("momentum off", "segp_hf/arguments.py", 'default="momentum=0.9"', 'default="momentum=0.0"', "sgd_momentum"),
+    ("linear schedule", "segp_hf/arguments.py", 'lr_scheduler_type: str = field(default="cosine"', 'lr_scheduler_type: str = field(default="linear"', "sgd_momentum"),
+    ("clipping at 1.0", "segp_hf/arguments.py", "        default=0.0,\n        metadata={\"help\": \"Gradient clipping", "        default=1.0,\n        metadata={\"help\": \"Gradient clipping", "clipping"),
     ("q_proj targets", "segp_hf/modeling.py", 'target_modules=list(target_modules),', 'target_modules=list(target_modules) + ["q_proj"],', "3_44m"),
 ]
 only = sys.argv[1:]
