@@ -7,6 +7,7 @@ import torch
 
 from .data.scenario import prompts_for, tokenize_prompts
 from .data.zero_shot_sets import ZERO_SHOT_SETS, ZeroShotSet, load_zero_shot_set
+from .evaluation import dual_path_scores
 from .modeling import encode_images, encode_texts
 
 
@@ -29,8 +30,9 @@ def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet
             batch = zero_shot.dataset[start:start + batch_size]
             images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
             pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-            embeds, _ = encode_images(model, pixels)
-            predictions = (embeds @ text.T).argmax(dim=-1).cpu()
+            embeds, raw = encode_images(model, pixels)
+            # the CLIP path of the run's one scorer (no prototypes); the scale does not change the argmax
+            predictions = dual_path_scores(embeds, raw, text, None, logit_scale=1.0, beta=0.0).argmax(dim=-1).cpu()
             correct += int((predictions == torch.as_tensor(batch[zero_shot.label_column])).sum())
             total += len(images)
     model.train(was_training)
