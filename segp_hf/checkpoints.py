@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import RecipeError
+from .errors import RecipeError
 
 logger = logging.getLogger(__name__)
 

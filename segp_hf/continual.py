@@ -15,7 +15,9 @@ from transformers import AutoTokenizer, default_data_collator, set_seed
 from . import checkpoints as ckpt
 from .callbacks import (NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback, TrainingDivergedError,
                         diverged_advice)
-from .config import RecipeError, config_to_dict, method_switches
+from .config import config_to_dict
+from .errors import RecipeError
+from .switches import method_switches
 from .console import evaluation_round, install_console, say, task_summary
 from .data.registry import LoadedBenchmark, load_benchmark, scenario_for
 from .data.scenario import prompts_for, tokenize_prompts
@@ -163,7 +165,7 @@ class ContinualRunner:
             torch.distributed.barrier()
 
     def make_trainer(self, task: int) -> SeGPTrainer:
-        train_dataset = self.scenario.train_dataset(task, with_index=self.switches.acgd == "new_images")
+        train_dataset = self.scenario.train_dataset(task, with_index=self.switches.distillation == "new_images")
         self.state.begin_task(task, self.scenario.bounds[task], train_dataset, default_data_collator)
         trainer = (self.variant.trainer if self.variant else SeGPTrainer)(  # a competitor's own (variants/registry.py)
             model=self.model, args=self.task_args(task), train_dataset=train_dataset, data_collator=default_data_collator,

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from . import checkpoints as ckpt
-from .config import RecipeError
+from .errors import RecipeError
 from .figures import save_seen_curve
 from .report import save_heatmap
 from .timing import format_seconds

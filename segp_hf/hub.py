@@ -19,7 +19,7 @@ from pathlib import Path
 from huggingface_hub import HfApi
 
 from . import checkpoints as ckpt
-from .config import RecipeError
+from .errors import RecipeError
 from .model_card import build_model_card, write_task_card  # noqa: F401 - build_model_card: old imports
 from .task_refs import branch_name, looks_like_hub_id, parse_checkpoint_ref  # noqa: F401 - parse_checkpoint_ref: old imports
 

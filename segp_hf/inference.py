@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoints as ckpt
-from .config import method_switches
+from .switches import method_switches
 from .data.scenario import prompts_for, tokenize_prompts
 from .evaluation import class_prototypes, dual_path_scores, effective_beta
 from .hub import resolve_task_folder

@@ -23,7 +23,7 @@ ADAPTER_NAME = "default"
 
 def resolve_model_path(model_name_or_path: str) -> str:
     """Map the ``toy-clip`` alias to the toy CLIP shipped in the package; anything else is unchanged."""
-    from .config import TOY_CLIP
+    from .toy_clip import TOY_CLIP
 
     if model_name_or_path == TOY_CLIP:
         from .toy_clip import toy_clip_path

@@ -69,7 +69,7 @@ def build_image_processor(model_path: str, revision: str | None = None, mode: st
     from transformers import CLIPImageProcessorPil
 
     if mode not in IMAGE_PREPROCESSING:
-        from .config import RecipeError
+        from .errors import RecipeError
 
         raise RecipeError(f"image_preprocessing={mode!r} is not valid; choose one of: {', '.join(IMAGE_PREPROCESSING)}")
     if revision:

@@ -44,7 +44,7 @@ def load_retention_set(name: str, data_dir: str | None = None, max_images: int |
 
 def measure_retention(model, image_processor, tokenizer, data_args, batch_size: int, device) -> dict[str, float]:
     """``{set: top-1 accuracy (%)}`` of ``model`` as it is (wrap in ``adapter_disabled`` for pretrained CLIP)."""
-    from .data.benchmarks import evaluate_zero_shot
+    from .zero_shot import evaluate_zero_shot
 
     scores = {}
     for name in data_args.zero_shot_sets:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from . import checkpoints as ckpt
-from .config import RecipeError
+from .errors import RecipeError
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

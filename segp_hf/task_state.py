@@ -1,7 +1,10 @@
 """The state one task shares between the trainer, its callbacks and the continual loop.
 
 Callbacks never see the Trainer, so everything they produce (anchors, prototypes, teacher targets)
-lives here, and the trainer reads it in ``compute_loss`` / ``prediction_step``.
+lives here, and the trainer reads it in ``compute_loss`` / ``prediction_step``. Who writes what: the runner
+(``begin_task``; the prototypes on resume), ``teacher.prepare_teacher_targets`` (anchors, reference_text,
+tsgr_neighbours, lwf_teacher_logits, teacher_task), ``prototypes.update_prototypes`` (prototypes), the callbacks
+and the runner (timing). The trainer only reads.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .anchors import AnchorSet
-from .config import MethodSwitches
+from .switches import MethodSwitches
 
 
 @dataclass

@@ -26,9 +26,9 @@ def prepare_teacher_targets(model, task_state, args):
     switches = task_state.switches
     if switches.tsgr and args.lambda_tsgr:
         _tsgr_reference(model, task_state, args)
-    if task_state.start > 0 and switches.acgd is not None and args.lambda_acgd:
+    if task_state.start > 0 and switches.distillation is not None and args.lambda_acgd:
         old_text, embeds = _teacher_view_of_task(model, task_state, args)
-        if switches.acgd == "anchors":
+        if switches.distillation == "anchors":
             task_state.anchors = build_anchors(model, task_state, args, old_text, embeds)
         else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
             task_state.lwf_teacher_logits = (task_state.logit_scale * embeds @ old_text.T).contiguous()

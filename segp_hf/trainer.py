@@ -81,7 +81,7 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
         micro-batch within the step) only, so a task resumed from a Trainer checkpoint draws exactly
         the anchors an uninterrupted run draws (a checkpoint is always at a step boundary)."""
         anchors = self.task_state.anchors
-        if anchors is None or self.task_state.switches.acgd != "anchors" or self.args.lambda_acgd == 0:
+        if anchors is None or self.task_state.switches.distillation != "anchors" or self.args.lambda_acgd == 0:
             return None
         step = self.state.global_step
         self._draw_micro = self._draw_micro + 1 if step == self._draw_step else 0
@@ -167,7 +167,7 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
                                            lambda: acgd_teacher_targets(teacher_logits, args.acgd_temperature))
             return acgd_loss(student, None, args.acgd_temperature,
                              teacher_targets=(log_probs[anchor_index], probs[anchor_index]))
-        if state.switches.acgd == "new_images" and state.lwf_teacher_logits is not None and args.lambda_acgd:
+        if state.switches.distillation == "new_images" and state.lwf_teacher_logits is not None and args.lambda_acgd:
             teacher = state.lwf_teacher_logits[inputs["sample_index"].to(state.lwf_teacher_logits.device)]
             return acgd_loss(old_logits, teacher.to(old_logits.device), args.acgd_temperature)
         return None

@@ -265,13 +265,14 @@ def test_evaluate_zero_shot_matches_clip_logits(tiny_clip_dir):
     from transformers import CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
 
     from conftest import TINY_COLOURS, make_colour_dataset
+    from segp_hf.zero_shot import evaluate_zero_shot
 
     model = CLIPModel.from_pretrained(tiny_clip_dir).eval()
     processor = CLIPImageProcessor.from_pretrained(tiny_clip_dir)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_clip_dir)
     zero_shot = B.ZeroShotSet("colours", make_colour_dataset(per_class=3), [f"{c} square" for c in TINY_COLOURS],
                               "a good photo of a {}.")
-    accuracy = B.evaluate_zero_shot(model, processor, tokenizer, zero_shot, batch_size=7)
+    accuracy = evaluate_zero_shot(model, processor, tokenizer, zero_shot, batch_size=7)
     data = zero_shot.dataset[:]
     text = tokenizer([f"a good photo of a {c} square." for c in TINY_COLOURS], padding=True, return_tensors="pt")
     pixels = processor(images=[i.convert("RGB") for i in data["image"]], return_tensors="pt")["pixel_values"]

@@ -177,7 +177,7 @@ def test_every_variant_runs_its_own_parts(tiny_clip_dir, tiny_benchmark, tmp_pat
     terms = {name for task, keys in logged if task == 1 for name in keys if name.startswith("loss_")}
     assert terms == expected
     assert all(not has for task, has in anchors if task == 0)
-    assert all(has == (method_switches(variant).acgd == "anchors") for task, has in anchors if task == 1)
+    assert all(has == (method_switches(variant).distillation == "anchors") for task, has in anchors if task == 1)
     _check_matrix_against_checkpoints(tmp_path, results, tiny_benchmark)  # onlyclip: CLIP path only
 
 
@@ -279,7 +279,7 @@ def test_zero_shot_retention_scores_the_pretrained_clip_before_and_the_last_task
     from transformers import AutoTokenizer, CLIPModel
 
     from segp_hf import load_task
-    from segp_hf.data.benchmarks import evaluate_zero_shot
+    from segp_hf.zero_shot import evaluate_zero_shot
     from segp_hf.preprocessing import build_image_processor
     from segp_hf.retention import load_retention_set
 

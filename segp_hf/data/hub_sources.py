@@ -25,7 +25,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .scenario import DataError
+from .errors import DataError
 
 logger = logging.getLogger(__name__)
 

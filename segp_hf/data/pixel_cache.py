@@ -6,109 +6,30 @@ processor's resize + crop output (uint8, channels first) is kept in a slot of a 
 shared memory when DataLoader workers fill it, or a memory-mapped file), batches carry uint8 pixels, and
 ``PixelNormalizer`` turns them into the model's float input on the model's device.
 
-Bit-identical to the uncached path: the processor resizes and crops uint8 images to uint8 (PIL backend), then
-rescales and normalises each value independently, so the float input is a function of (channel, uint8 value)
-only. ``normalisation_table`` computes that function for all 3 x 256 values by running the processor itself on
-a 16x16 image holding every value, and normalising is a table lookup (tests/test_pixel_cache.py checks equality
-with the processor's own output, CIFAR-sized and ImageNet-sized).
+Bit-identical to the uncached path: see data/pixel_normalizer.py. Whole batches are handed to the DataLoader
+by data/ready_batches.py.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .scenario import DataError, decode_rgb
+from .errors import DataError
+from .images import decode_rgb
+# moved to data/pixel_normalizer.py and data/ready_batches.py; kept for old imports
+from .pixel_normalizer import PixelNormalizer, model_pixels, normalisation_table  # noqa: F401
+from .ready_batches import CachedSplit, ReadyBatch, ReadyBatchCollator, loader_workers, ready_batches  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
 CACHE_MODES = ("memory", "disk", "off")
 GIB = 1024**3
-
-
-# ------------------------------------------------------------------------------------------- normalising
-def normalisation_table(processor) -> torch.Tensor:
-    """(3, 256) float32: the processor's model input for each channel and uint8 value (its own rescale and
-    normalise, run on an image holding every value, so any mean/std/rescale factor is honoured exactly)."""
-    grid = np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16, 1), 3, axis=2)
-    out = processor(images=[grid], do_resize=False, do_center_crop=False, return_tensors="pt")["pixel_values"][0]
-    if tuple(out.shape) != (3, 16, 16):
-        raise DataError(f"the image processor maps a 16x16 RGB image to {tuple(out.shape)}; the pixel cache needs "
-                        "an element-wise rescale/normalise (set --pixel_cache off)")
-    return out.reshape(3, 256).float().contiguous()
-
-
-class PixelNormalizer:
-    """uint8 (B, 3, H, W) -> the processor's float32 model input, on any device. Float input passes through
-    unchanged (anchors, the uncached path).
-
-    Two exact ways: a gather in the 768-entry table, or, where it reproduces the table bit for bit on that
-    device (checked on all 768 values the first time the device is seen), the in-place arithmetic
-    ``(x / divisor - mean) / std`` in float32, ~3x faster on a CPU. Both give the table's values: the input is
-    a function of (channel, value) only, so equality on every (channel, value) is equality on every image."""
-
-    def __init__(self, table: torch.Tensor, divisor: float | None = None, mean=None, std=None):
-        self.table = table.reshape(-1).float()
-        self.arithmetic = None if divisor is None else (float(divisor), torch.tensor(mean, dtype=torch.float32),
-                                                        torch.tensor(std, dtype=torch.float32))
-        self._per_device = {}
-
-    @classmethod
-    def from_processor(cls, processor) -> "PixelNormalizer":
-        table = normalisation_table(processor)
-        if getattr(processor, "do_rescale", False) and getattr(processor, "do_normalize", False):
-            return cls(table, 1.0 / processor.rescale_factor, processor.image_mean, processor.image_std)
-        return cls(table)
-
-    def _on(self, device):
-        key = str(device)
-        if key not in self._per_device:
-            table = self.table.to(device)
-            offsets = (torch.arange(3, device=device) * 256).view(1, 3, 1, 1)
-            arithmetic = None
-            if self.arithmetic is not None:
-                divisor, mean, std = self.arithmetic
-                arithmetic = (divisor, mean.to(device).view(1, 3, 1, 1), std.to(device).view(1, 3, 1, 1))
-                grid = torch.arange(256, device=device, dtype=torch.uint8).expand(1, 3, 1, 256)
-                if not torch.equal(self._arithmetic(grid, arithmetic), table.view(1, 3, 1, 256)):
-                    arithmetic = None  # not exact on this device: the table it is
-            self._per_device[key] = (table, offsets, arithmetic)
-        return self._per_device[key]
-
-    @staticmethod
-    def _arithmetic(pixels, arithmetic):
-        divisor, mean, std = arithmetic
-        out = pixels.float()
-        return out.div_(divisor).sub_(mean).div_(std)
-
-    def exact_arithmetic(self, device="cpu") -> bool:
-        return self._on(torch.device(device))[2] is not None
-
-    def __call__(self, pixel_values: torch.Tensor, device=None) -> torch.Tensor:
-        if device is not None:
-            pixel_values = pixel_values.to(device, non_blocking=True)
-        if pixel_values.dtype != torch.uint8:
-            return pixel_values
-        table, offsets, arithmetic = self._on(pixel_values.device)
-        squeeze = pixel_values.dim() == 3  # one image
-        batch = pixel_values.unsqueeze(0) if squeeze else pixel_values
-        out = self._arithmetic(batch, arithmetic) if arithmetic is not None else table[batch.long() + offsets]
-        return out[0] if squeeze else out
-
-
-def model_pixels(pixel_values: torch.Tensor, device, normalizer: PixelNormalizer | None) -> torch.Tensor:
-    """A batch's ``pixel_values`` as the model's float input on ``device`` (cached batches are uint8)."""
-    if pixel_values.dtype == torch.uint8:
-        if normalizer is None:
-            raise RuntimeError("uint8 pixel_values (pixel cache) reached the model without a PixelNormalizer")
-        return normalizer(pixel_values, device)
-    return pixel_values.to(device)
 
 
 # ------------------------------------------------------------------------------------------------ storage
@@ -198,128 +119,6 @@ class CachedImageLabelTransform:
         if "sample_index" in batch:
             out["sample_index"] = torch.as_tensor(batch["sample_index"], dtype=torch.long)
         return out
-
-
-# ------------------------------------------------------------------------------------------ whole batches
-class ReadyBatch(Sequence):
-    """A batch a dataset assembled itself (``CachedSplit.__getitems__``). ``ReadyBatchCollator`` hands on
-    ``.batch`` as it is; any other collator sees a sequence of rows (views into the batch), so a plain
-    ``DataLoader(..., collate_fn=default_data_collator)`` still gets the same tensors, only with a copy more."""
-
-    def __init__(self, batch: dict):
-        self.batch = batch
-
-    def __len__(self) -> int:
-        return len(next(iter(self.batch.values())))
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if not -len(self) <= i < len(self):
-            raise IndexError(i)
-        return {key: value[i] for key, value in self.batch.items()}
-
-
-class ReadyBatchCollator:
-    """Collator for loaders over cached and uncached sets alike: a ``ReadyBatch`` passes through as its dict,
-    a list of rows goes to ``inner`` (e.g. ``default_data_collator``)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __call__(self, features):
-        if isinstance(features, ReadyBatch):
-            return features.batch
-        return self.inner(features)
-
-
-class _Filler(torch.utils.data.Dataset):
-    """Item i: fill chunk i of the missing slots (in a DataLoader worker), return its size."""
-
-    def __init__(self, transform: CachedImageLabelTransform, chunks: list):
-        self.transform, self.chunks = transform, chunks
-
-    def __len__(self) -> int:
-        return len(self.chunks)
-
-    def __getitem__(self, i) -> int:
-        self.transform.fill(self.chunks[i])
-        return len(self.chunks[i])
-
-
-def loader_workers(dataset, workers: int) -> int:
-    """DataLoader workers to read ``dataset`` with. A cached split is first filled (``prefill``: its missing
-    images decoded by ``workers`` processes), then read in this process: gathering a batch from the store runs
-    at ~20k images/s on one core, while handing a 19 MB uint8 batch from a worker to this process costs more
-    than that (benchmarks/data_pipeline.py). Any other dataset keeps ``workers``."""
-    if isinstance(dataset, CachedSplit):
-        dataset.prefill(workers)
-        return 0
-    return workers
-
-
-def ready_batches(collator):
-    """``collator`` wrapped so that ready batches pass through (idempotent)."""
-    return collator if isinstance(collator, ReadyBatchCollator) else ReadyBatchCollator(collator)
-
-
-class CachedSplit(torch.utils.data.Dataset):
-    """A cached task split that hands the DataLoader whole batches.
-
-    ``datasets.Dataset.__getitems__`` reads a batch through the transform, splits it into rows, and the
-    collator stacks the rows again: a second full copy of every batch's pixels. Here ``__getitems__`` (what a
-    DataLoader calls with a batch's indices) gathers the batch's uint8 pixels from the store once and returns
-    it whole, with labels from arrays kept in memory (the Arrow table is not touched). Row access and the
-    rest of the ``datasets`` API (``ds[i]``, ``ds[:k]``, ``column_names``...) go to the transformed dataset, so
-    both paths give the same tensors. ``ready_batches(collator)`` passes the whole batch on (the Trainer's and
-    the callbacks' loaders use it); another collator gets the rows."""
-
-    def __init__(self, subset, transform: CachedImageLabelTransform, slots: np.ndarray, labels: np.ndarray,
-                 sample_index: np.ndarray | None = None):
-        self.subset, self.transform = subset, transform  # subset: without the transform (select() works on it)
-        self.dataset = subset.with_transform(transform)
-        self.slots = np.asarray(slots, dtype=np.int64)
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-        self.sample_index = None if sample_index is None else torch.as_tensor(np.asarray(sample_index), dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.slots)
-
-    def __getitem__(self, key):
-        return self.dataset[key]
-
-    def __getitems__(self, indices) -> ReadyBatch:
-        index = np.asarray(indices, dtype=np.int64)
-        batch = {"pixel_values": self.transform.read(self.slots[index]), "labels": self.labels[index]}
-        if self.sample_index is not None:
-            batch["sample_index"] = self.sample_index[index]
-        return ReadyBatch(batch)
-
-    def prefill(self, workers: int = 0, chunk: int = 64):
-        """Decode every image of this split not in the store yet, with ``workers`` processes writing into the
-        shared store (in this process when the store is private or ``workers`` is 0). Each worker returns only
-        a count: pixels never travel between processes."""
-        store = self.transform.store
-        missing = np.unique(self.slots[~store.filled.numpy()[self.slots]])
-        chunks = [missing[i:i + chunk] for i in range(0, len(missing), chunk)]
-        if workers <= 0 or not store.shared or len(chunks) < 2:
-            for part in chunks:
-                self.transform.fill(part)
-            return
-        filler = _Filler(self.transform, chunks)
-        for _ in torch.utils.data.DataLoader(filler, batch_size=None, num_workers=min(workers, len(chunks))):
-            pass
-
-    def select(self, indices) -> "CachedSplit":
-        index = np.asarray(list(indices), dtype=np.int64)
-        return CachedSplit(self.subset.select(index), self.transform, self.slots[index], self.labels.numpy()[index],
-                           None if self.sample_index is None else self.sample_index.numpy()[index])
-
-    def __getattr__(self, name):
-        # everything else of the datasets API (column_names, features, ...); never during unpickling
-        if name.startswith("__") or name in ("dataset", "subset", "transform", "slots", "labels", "sample_index"):
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
 
 
 # ------------------------------------------------------------------------------------------------ policy

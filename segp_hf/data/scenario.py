@@ -7,19 +7,19 @@ Row selection happens on the label column before any transform is attached (chea
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import contextlib
-import io
+from dataclasses import dataclass, field
 
 import datasets
 import numpy as np
 import torch
-from PIL import Image
 
-
-class DataError(ValueError):
-    """A dataset, class order or split the user has to fix."""
+# DataError moved to data/errors.py, decode_rgb to data/images.py; importing them here keeps old imports working
+from .errors import DataError
+from .images import decode_rgb
+from .pixel_cache import CachedImageLabelTransform, PixelStore, pixel_shape, store_bytes
+from .pixel_normalizer import PixelNormalizer
+from .ready_batches import CachedSplit
 
 
 def task_bounds(num_classes: int, num_tasks: int) -> list[tuple[int, int]]:
@@ -42,25 +42,6 @@ def check_class_order(class_order, num_classes: int) -> list[int]:
             f"{sorted(c for c in order if not 0 <= c < num_classes)[:10]})"
         )
     return order
-
-
-def decode_rgb(image) -> Image.Image:
-    """An RGB PIL image from a decoded image or an undecoded ``{"bytes", "path"}`` record.
-
-    Grayscale, RGBA and palette images are converted; an unreadable or truncated file is a DataError
-    naming it (images are decoded here, not by ``datasets``, so the error can say what to fix).
-    """
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    source = image.get("path") or "<embedded bytes>"
-    try:
-        opened = Image.open(io.BytesIO(image["bytes"])) if image.get("bytes") else Image.open(image["path"])
-        opened.load()  # forces the full decode, so truncation shows up here
-        return opened.convert("RGB")
-    except (OSError, ValueError, SyntaxError, TypeError) as error:
-        raise DataError(
-            f"cannot decode image {source} ({type(error).__name__}: {error}); remove or replace it in the dataset"
-        ) from None
 
 
 class ImageLabelTransform:
@@ -162,8 +143,6 @@ class ClassIncrementalScenario:
 
     def cache_need_bytes(self) -> int:
         """Pixels cached at once: the largest task's training images plus every task's test images."""
-        from .pixel_cache import pixel_shape, store_bytes
-
         shape = pixel_shape(self.image_processor) if self.image_processor is not None else None
         if shape is None:
             return 0
@@ -177,8 +156,6 @@ class ClassIncrementalScenario:
     def _store_for(self, split, task):
         """Training images: one store per task (replaced at the next task). Test images: one store for every
         task's, kept for the run (each test set is evaluated after every task)."""
-        from .pixel_cache import PixelStore
-
         key = "train" if split == "training" else "test"
         if key == "test" and key in self._stores:
             return self._stores[key]
@@ -204,8 +181,6 @@ class ClassIncrementalScenario:
         return self._stores[key]
 
     def _cached_subset(self, subset, rows, split, task):
-        from .pixel_cache import CachedImageLabelTransform, CachedSplit
-
         store, slot_of_row, store_rows, _, source = self._store_for(split, task)
         slots = slot_of_row[rows]
         with _no_bookkeeping_bars():
@@ -222,8 +197,6 @@ class ClassIncrementalScenario:
         if not self.cached:
             return None
         if "normalizer" not in self.__dict__:
-            from .pixel_cache import PixelNormalizer
-
             self.__dict__["normalizer"] = PixelNormalizer.from_processor(self.image_processor)
         return self.__dict__["normalizer"]
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 IMAGE_SIZE = 32
-_SUPERSAMPLE = 2  # the box filter in render_class assumes 2x2 sub-pixels
+_SUPERSAMPLE = 2  # the box filter in _coverage assumes 2x2 sub-pixels
 
 COLOUR_RGB: dict[str, tuple[int, int, int]] = {
     "red": (225, 35, 35),
@@ -146,54 +146,65 @@ def _low_frequency(rng: np.random.Generator, n: int, cells: int, size: int) -> n
 
 
 # ------------------------------------------------------------------------------------------- rendering
-def render_class(colour: str, shape: str, domain: str, n: int, rng: np.random.Generator,
-                 hue_degrees: float = 0.0) -> np.ndarray:
-    """``n`` images of one colour-shape class as uint8 (n, 32, 32, 3), colours rotated by ``hue_degrees``."""
-    if domain not in DOMAINS:
-        raise ValueError(f"unknown domain '{domain}'; known: {', '.join(DOMAINS)}")
-    size = IMAGE_SIZE
+def _clean_draws(base: np.ndarray, n: int, rng: np.random.Generator):
+    """The clean domain's per-image draws: near-standard size, position and rotation, the full colour, a plain
+    dark background, no transparency and no pixel noise."""
     half = IMAGE_SIZE / 2
-    base = np.asarray(COLOUR_RGB[colour], dtype=np.float32) / 255.0
+    radius = half * 0.62 * rng.uniform(0.93, 1.07, n)
+    centre = half + rng.uniform(-1.0, 1.0, (n, 2))
+    rotation = np.deg2rad(rng.uniform(-8, 8, n))
+    colours = np.clip(base[None, :] + rng.uniform(-0.03, 0.03, (n, 3)), 0, 1)
+    grey = rng.uniform(0.0, 0.12, n)
+    background = np.broadcast_to(grey[:, None, None, None], (n, IMAGE_SIZE, IMAGE_SIZE, 3)).astype(np.float32)
+    return radius, centre, rotation, colours, background, np.ones(n), np.zeros(n)
+
+
+def _shifted_colours(base: np.ndarray, n: int, rng: np.random.Generator, s: float) -> np.ndarray:
+    """Dimmer, desaturated, hue-jittered versions of the class colour."""
+    brightness = rng.uniform(1 - 0.5 * s, 1.0, n)
+    saturation = rng.uniform(1 - 0.45 * s, 1.0, n)
+    grey_of = base.mean()
+    colours = (grey_of + (base[None, :] - grey_of) * saturation[:, None]) * brightness[:, None]
+    return np.clip(colours + rng.normal(0, 0.08 * s, (n, 3)), 0, 1)
+
+
+def _textured_background(n: int, rng: np.random.Generator, s: float) -> np.ndarray:
+    """Two-tone smooth blotches, plus stripes on about half of the images: (n, 32, 32, 3) float32."""
+    size = IMAGE_SIZE
+    tone_a = rng.uniform(0.0, 0.55 * s + 0.05, (n, 3))
+    tone_b = rng.uniform(0.0, 0.55 * s + 0.05, (n, 3))
+    mix = _low_frequency(rng, n, 4, size).astype(np.float32)[..., None]
+    background = (tone_a[:, None, None, :] * (1 - mix) + tone_b[:, None, None, :] * mix).astype(np.float32)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    stripe_angle = rng.uniform(0, np.pi, n)
+    stripe_freq = rng.uniform(0.4, 1.2, n)
+    stripe_amp = 0.12 * s * (rng.random(n) < 0.5)
+    kx = (np.cos(stripe_angle) * stripe_freq).astype(np.float32)[:, None, None]
+    ky = (np.sin(stripe_angle) * stripe_freq).astype(np.float32)[:, None, None]
+    stripes = np.sin(xx[None] * kx + yy[None] * ky) * stripe_amp.astype(np.float32)[:, None, None]
+    background += stripes[..., None]
+    return background
+
+
+def _shifted_draws(base: np.ndarray, n: int, rng: np.random.Generator):
+    """The shifted domain's per-image draws (strength SHIFT_STRENGTH): varied size, position and rotation,
+    altered colours, textured backgrounds, partial transparency and pixel noise."""
     s = SHIFT_STRENGTH
+    half = IMAGE_SIZE / 2
+    radius = half * 0.62 * rng.uniform(1 - 0.4 * s, 1 + 0.25 * s, n)
+    room = np.maximum(half - radius - 1.0, 0.0)
+    centre = half + rng.uniform(-1, 1, (n, 2)) * np.minimum(room, 7.0 * s)[:, None]
+    rotation = np.deg2rad(rng.uniform(-30 * s, 30 * s, n))
+    colours = _shifted_colours(base, n, rng, s)
+    background = _textured_background(n, rng, s)
+    alpha = rng.uniform(1 - 0.3 * s, 1.0, n)
+    pixel_noise = rng.uniform(0.02, 0.02 + 0.1 * s, n)
+    return radius, centre, rotation, colours, background, alpha, pixel_noise
 
-    if domain == "clean":
-        radius = half * 0.62 * rng.uniform(0.93, 1.07, n)
-        centre = half + rng.uniform(-1.0, 1.0, (n, 2))
-        rotation = np.deg2rad(rng.uniform(-8, 8, n))
-        colours = np.clip(base[None, :] + rng.uniform(-0.03, 0.03, (n, 3)), 0, 1)
-        grey = rng.uniform(0.0, 0.12, n)
-        background = np.broadcast_to(grey[:, None, None, None], (n, size, size, 3)).astype(np.float32)
-        alpha = np.ones(n)
-        pixel_noise = np.zeros(n)
-    else:
-        radius = half * 0.62 * rng.uniform(1 - 0.4 * s, 1 + 0.25 * s, n)
-        room = np.maximum(half - radius - 1.0, 0.0)
-        centre = half + rng.uniform(-1, 1, (n, 2)) * np.minimum(room, 7.0 * s)[:, None]
-        rotation = np.deg2rad(rng.uniform(-30 * s, 30 * s, n))
-        # dimmer, desaturated, hue-jittered colours
-        brightness = rng.uniform(1 - 0.5 * s, 1.0, n)
-        saturation = rng.uniform(1 - 0.45 * s, 1.0, n)
-        grey_of = base.mean()
-        colours = (grey_of + (base[None, :] - grey_of) * saturation[:, None]) * brightness[:, None]
-        colours = np.clip(colours + rng.normal(0, 0.08 * s, (n, 3)), 0, 1)
-        # textured backgrounds: two-tone smooth blotches, plus stripes on about half of the images
-        tone_a = rng.uniform(0.0, 0.55 * s + 0.05, (n, 3))
-        tone_b = rng.uniform(0.0, 0.55 * s + 0.05, (n, 3))
-        mix = _low_frequency(rng, n, 4, size).astype(np.float32)[..., None]
-        background = (tone_a[:, None, None, :] * (1 - mix) + tone_b[:, None, None, :] * mix).astype(np.float32)
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-        stripe_angle = rng.uniform(0, np.pi, n)
-        stripe_freq = rng.uniform(0.4, 1.2, n)
-        stripe_amp = 0.12 * s * (rng.random(n) < 0.5)
-        kx = (np.cos(stripe_angle) * stripe_freq).astype(np.float32)[:, None, None]
-        ky = (np.sin(stripe_angle) * stripe_freq).astype(np.float32)[:, None, None]
-        stripes = np.sin(xx[None] * kx + yy[None] * ky) * stripe_amp.astype(np.float32)[:, None, None]
-        background += stripes[..., None]
-        alpha = rng.uniform(1 - 0.3 * s, 1.0, n)
-        pixel_noise = rng.uniform(0.02, 0.02 + 0.1 * s, n)
 
-    # shape coverage: inside-tests on a 2x supersampled grid in each image's rotated, scaled frame,
-    # box-filtered down to the image grid
+def _coverage(shape: str, centre: np.ndarray, radius: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """(n, 32, 32) sub-pixels inside the shape (0-4): inside-tests on a 2x supersampled grid in each image's
+    rotated, scaled frame, summed over each pixel's 2x2 sub-pixels (a box filter)."""
     fine = IMAGE_SIZE * _SUPERSAMPLE
     coords = ((np.arange(fine) + 0.5) / _SUPERSAMPLE).astype(np.float32)
     dy = coords[None, :, None] - centre[:, 1, None, None].astype(np.float32)
@@ -204,7 +215,18 @@ def render_class(colour: str, shape: str, domain: str, n: int, rng: np.random.Ge
     u = cos * dx + sin * dy
     v = cos * dy - sin * dx
     inside = _shape_mask(shape, u, v).astype(np.float32)
-    coverage = inside[:, 0::2, 0::2] + inside[:, 1::2, 0::2] + inside[:, 0::2, 1::2] + inside[:, 1::2, 1::2]
+    return inside[:, 0::2, 0::2] + inside[:, 1::2, 0::2] + inside[:, 0::2, 1::2] + inside[:, 1::2, 1::2]
+
+
+def render_class(colour: str, shape: str, domain: str, n: int, rng: np.random.Generator,
+                 hue_degrees: float = 0.0) -> np.ndarray:
+    """``n`` images of one colour-shape class as uint8 (n, 32, 32, 3), colours rotated by ``hue_degrees``."""
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain '{domain}'; known: {', '.join(DOMAINS)}")
+    base = np.asarray(COLOUR_RGB[colour], dtype=np.float32) / 255.0
+    draws = _clean_draws if domain == "clean" else _shifted_draws
+    radius, centre, rotation, colours, background, alpha, pixel_noise = draws(base, n, rng)
+    coverage = _coverage(shape, centre, radius, rotation)
     mask = (coverage * (alpha.astype(np.float32)[:, None, None] / 4))[..., None]
     pixels = background * (1 - mask) + colours.astype(np.float32)[:, None, None, :] * mask
     if hue_degrees:
