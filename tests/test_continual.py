@@ -147,7 +147,8 @@ VARIANT_TERMS = {
 }
 
 
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "segp-cl"])  # segp-cl: full_run above
+# segp-cl: full_run above; rapf, mg-clip: tests/test_competitors.py
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v not in ("segp-cl", "rapf", "mg-clip")])
 def test_every_variant_runs_its_own_parts(tiny_clip_dir, tiny_benchmark, tmp_path, variant, monkeypatch):
     from segp_hf.trainer import SeGPTrainer
 
