@@ -38,7 +38,7 @@ from .teacher import prepare_teacher_targets
 from .timing import task_timing, timed
 from .tracking import TrackerRun
 from .trainer import SeGPTrainer
-from .variants.registry import competitor
+from .variants.registry import competitor, held_out_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,8 @@ class ContinualRunner:
         check = check_branch_config if self.allow_changed_settings else check_resume_config
         check(read_saved_settings(last, self.run_config), self.run_config, last)
         ckpt.load_adapter_weights(self.model, last)
-        self.variant and self.variant.state.restore(last)  # a competitor's state (variants/registry.py)
+        if self.variant:  # a competitor's state (variants/registry.py)
+            self.variant.state.restore(last)
         prototypes = ckpt.load_prototypes(last)
         # On the device the Trainer trains on (the model is still on the CPU here): the next task mixes them
         # with the model's features, and CPU prototypes crashed a resumed GPU run there.
@@ -195,10 +196,12 @@ class ContinualRunner:
 
     # ------------------------------------------------------------ zero-shot retention
     def measure_retention(self, pretrained: bool) -> dict[str, float]:
-        """Zero-shot accuracy (%) on the held-out ``zero_shot_sets``, of the pretrained CLIP or the model now, with
-        the run's own image processor (image_preprocessing)."""
+        """Zero-shot accuracy (%) on the held-out ``zero_shot_sets``, of the pretrained CLIP or the model now (by
+        the variant's own rule where it has one for held-out classes), with the run's image processor."""
+        scorer = held_out_scorer(self.config.variant, self.variant.state, self.config) if self.variant else None
         return measure_model_retention(self.model, pretrained, self.scenario.image_processor, self.tokenizer,
-                                       self.data_args, self.config.per_device_eval_batch_size, self.config.device)
+                                       self.data_args, self.config.per_device_eval_batch_size, self.config.device,
+                                       scorer)
 
     def retention_baseline(self):
         """The pretrained CLIP's zero-shot accuracies, measured once per run (kept in output_dir for resumes)."""

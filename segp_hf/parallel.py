@@ -25,6 +25,11 @@ def check_parallel_mode(config) -> None:
         raise RecipeError(f"DeepSpeed is not supported (its wrapper would be bypassed); use DDP: {LAUNCH_HINT}")
     if getattr(config, "fsdp", None) or _env_flag("ACCELERATE_USE_FSDP"):
         raise RecipeError(f"FSDP is not supported (its wrapper would be bypassed); use DDP: {LAUNCH_HINT}")
+    if getattr(config, "variant", None) == "rapf" and config.world_size > 1:
+        raise RecipeError(
+            f"rapf trains its adapter W outside the model, so {config.world_size} processes would not average its "
+            "gradient; run rapf as one process (plain `segp-hf train`, one GPU)"
+        )
     if config.n_gpu > 1:  # one process that sees several GPUs: the Trainer would wrap it in DataParallel
         raise RecipeError(
             f"{config.n_gpu} GPUs are visible to one process, which would run DataParallel and leave all but one "

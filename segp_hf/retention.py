@@ -42,26 +42,30 @@ def load_retention_set(name: str, data_dir: str | None = None, max_images: int |
     return load_zero_shot_set(name, data_dir=local, max_images=max_images)
 
 
-def measure_retention(model, image_processor, tokenizer, data_args, batch_size: int, device) -> dict[str, float]:
-    """``{set: top-1 accuracy (%)}`` of ``model`` as it is (wrap in ``adapter_disabled`` for pretrained CLIP)."""
+def measure_retention(model, image_processor, tokenizer, data_args, batch_size: int, device,
+                      scorer=None) -> dict[str, float]:
+    """``{set: top-1 accuracy (%)}`` of ``model`` as it is (wrap in ``adapter_disabled`` for pretrained CLIP);
+    ``scorer``: a variant's own held-out scoring (zero_shot.evaluate_zero_shot)."""
     from .zero_shot import evaluate_zero_shot
 
     scores = {}
     for name in data_args.zero_shot_sets:
         held_out = load_retention_set(name, data_args.zero_shot_data_dir, data_args.zero_shot_max_images)
-        scores[name] = 100.0 * evaluate_zero_shot(model, image_processor, tokenizer, held_out, batch_size, device)
+        scores[name] = 100.0 * evaluate_zero_shot(model, image_processor, tokenizer, held_out, batch_size, device,
+                                                  scorer)
     return scores
 
 
 def measure_model_retention(model, pretrained: bool, image_processor, tokenizer, data_args, batch_size: int,
-                            device) -> dict[str, float]:
-    """``measure_retention`` of the pretrained CLIP (``pretrained``: the adapter off) or of ``model`` as it is."""
+                            device, scorer=None) -> dict[str, float]:
+    """``measure_retention`` of the pretrained CLIP (``pretrained``: the adapter off, ``scorer`` unused) or of
+    ``model`` as it is (scored by ``scorer`` where the variant has its own held-out rule)."""
     from .modeling import adapter_disabled
 
     model.to(device)
     args = (image_processor, tokenizer, data_args, batch_size, device)
     if not pretrained:
-        return measure_retention(model, *args)
+        return measure_retention(model, *args, scorer=scorer)
     with adapter_disabled(model):
         return measure_retention(model, *args)
 

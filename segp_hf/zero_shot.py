@@ -12,9 +12,11 @@ from .modeling import encode_images, encode_texts
 
 
 def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet, batch_size: int = 256,
-                       device=None) -> float:
+                       device=None, scorer=None) -> float:
     """Top-1 accuracy of ``model`` (a CLIPModel or our PEFT CLIP, as it is: call it inside
-    ``adapter_disabled`` for pretrained CLIP) on a zero-shot set, one prompt per class."""
+    ``adapter_disabled`` for pretrained CLIP) on a zero-shot set, one prompt per class. ``scorer``:
+    ``(model, pixels, text embeddings) -> logits`` where a variant scores otherwise than by the CLIP path
+    (variants/registry.held_out_scorer)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -30,13 +32,19 @@ def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet
             batch = zero_shot.dataset[start:start + batch_size]
             images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
             pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-            embeds, raw = encode_images(model, pixels)
-            # the CLIP path of the run's one scorer (no prototypes); the scale does not change the argmax
-            predictions = dual_path_scores(embeds, raw, text, None, logit_scale=1.0, beta=0.0).argmax(dim=-1).cpu()
+            predictions = _scores(model, pixels, text, scorer).argmax(dim=-1).cpu()
             correct += int((predictions == torch.as_tensor(batch[zero_shot.label_column])).sum())
             total += len(images)
     model.train(was_training)
     return correct / max(total, 1)
+
+
+def _scores(model, pixels, text, scorer=None):
+    if scorer is not None:
+        return scorer(model, pixels, text)
+    embeds, raw = encode_images(model, pixels)
+    # the CLIP path of the run's one scorer (no prototypes); the scale does not change the argmax
+    return dual_path_scores(embeds, raw, text, None, logit_scale=1.0, beta=0.0)
 
 
 def evaluate_zero_shot_sets(model, image_processor, tokenizer, names=tuple(ZERO_SHOT_SETS), **load_kwargs) -> dict:

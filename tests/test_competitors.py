@@ -143,3 +143,28 @@ def test_kill_inside_a_task_resumes_to_the_uninterrupted_results(runs, tiny_clip
         reference = load_file(runs[variant][0] / f"task-{task}" / "variant_state.safetensors")
         saved = load_file(tmp_path / f"task-{task}" / "variant_state.safetensors")
         assert all(torch.equal(saved[k], reference[k]) for k in reference), task
+
+
+def test_rapf_retention_scores_held_out_sets_with_its_adapter(tiny_clip_dir, tiny_benchmark, tmp_path):
+    """docs/variants.md, RAPF choice 11: after the tasks, held-out sets are scored by R1 with the learnt W (the
+    frozen CLIP alone would show no forgetting by construction); before, by the pretrained CLIP."""
+    from transformers import AutoTokenizer, CLIPModel
+
+    from segp_hf import load_task
+    from segp_hf.preprocessing import build_image_processor
+    from segp_hf.retention import load_retention_set
+    from segp_hf.variants.registry import held_out_scorer
+    from segp_hf.zero_shot import evaluate_zero_shot
+
+    results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, "rapf", num_tasks=2, zero_shot_sets=["shapes_heldout"],
+                   zero_shot_max_images=30)
+    held_out = load_retention_set("shapes_heldout", max_images=30)
+    processor, tokenizer = build_image_processor(tiny_clip_dir), AutoTokenizer.from_pretrained(tiny_clip_dir)
+    frozen = 100 * evaluate_zero_shot(CLIPModel.from_pretrained(tiny_clip_dir), processor, tokenizer, held_out)
+    loaded = load_task(str(tmp_path), task=1)
+    scorer = held_out_scorer("rapf", loaded.variant_state, loaded.config)
+    with_adapter = 100 * evaluate_zero_shot(loaded.model, processor, tokenizer, held_out, scorer=scorer)
+    table = results["zero_shot_retention"]["shapes_heldout"]
+    assert table == {"before": pytest.approx(frozen), "after": pytest.approx(with_adapter)}
+    assert with_adapter != pytest.approx(frozen)  # so a CLIP-path "after" cannot pass unnoticed
+    assert held_out_scorer("mg-clip", None, {}) is None and held_out_scorer("segp-cl", None, {}) is None

@@ -85,6 +85,21 @@ def test_the_runner_refuses_before_building_any_model(tiny_clip_dir, tiny_benchm
     assert built == []
 
 
+def test_rapf_is_refused_on_several_processes_before_any_model(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    """RAPF's W lives outside the DDP wrapper: its gradient would not be averaged across ranks."""
+    import segp_hf.continual as continual
+
+    built = []
+    monkeypatch.setattr(continual, "build_lora_clip", lambda *a, **k: built.append(1))
+    model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, tmp_path, variant="rapf"))
+    with mock.patch.object(TrainingArguments, "world_size", new_callable=mock.PropertyMock, return_value=2):
+        with pytest.raises(RecipeError, match="rapf trains its adapter W outside the model"):
+            continual.ContinualRunner(model_args, data_args, config, benchmark=tiny_benchmark)
+        _, _, segp = parse_config(tiny_settings(tiny_clip_dir, tmp_path))
+        continual.check_parallel_mode(segp)  # SeGP-CL under DDP is fine
+    assert built == []
+
+
 def test_the_trainer_refuses_what_its_accelerator_set_up(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
     """An accelerate config file can enable DeepSpeed/FSDP with no TrainingArguments field: the trainer checks
     what its accelerator really built."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
+
 from ..callbacks import PrototypeCallback, TeacherTargetsCallback
 from ..modeling import clip_of
 from .mgclip_state import MGCLIPState, mgclip_scores
@@ -24,10 +26,11 @@ class VariantMethod:
     state: type  # .fresh / .load / .save / .restore
     scorer: Callable  # (model, pixel_values, text, classes, logit_scale, state, settings) -> logits
     files: tuple = STATE_FILES  # what every task folder of the variant holds besides SeGP-CL's files
+    scores_held_out: bool = False  # zero-shot sets scored by ``scorer`` (RAPF's W applies to any class), else CLIP
 
 
 METHODS = {
-    "rapf": VariantMethod(RAPFTrainer, RAPFCallback, RAPFState, rapf_scores),
+    "rapf": VariantMethod(RAPFTrainer, RAPFCallback, RAPFState, rapf_scores, scores_held_out=True),
     "mg-clip": VariantMethod(MGCLIPTrainer, MGCLIPCallback, MGCLIPState, mgclip_scores),
 }
 
@@ -48,6 +51,17 @@ class Competitor:
         kwargs["callbacks"] = [self.method.callback(kwargs["task_state"], self.state),
                                *(c for c in callbacks if not isinstance(c, (TeacherTargetsCallback, PrototypeCallback)))]
         return self.method.trainer(variant_state=self.state, **kwargs)
+
+
+def held_out_scorer(variant: str, state, settings):
+    """How ``variant``'s model scores a held-out zero-shot set (``zero_shot.evaluate_zero_shot``'s ``scorer``):
+    its own rule where that rule covers any class (RAPF's R1: docs/variants.md, choice 11), else None (the CLIP
+    path: MG-CLIP's agent has no rows for held-out classes, SeGP-CL's prototypes neither)."""
+    method = variant_method(variant)
+    if method is None or not method.scores_held_out:
+        return None
+    return lambda model, pixels, text: method.scorer(model, pixels, text, torch.arange(text.shape[0]), 1.0, state,
+                                                     settings)
 
 
 def competitor(variant: str, model, seed: int, device) -> Competitor | None:
