@@ -174,14 +174,20 @@ def float32_heads(device):
 
 @contextmanager
 def adapter_disabled(model):
-    """The pretrained CLIP (LoRA off); lora_A is frozen again on exit, as PEFT unfreezes it."""
+    """The pretrained CLIP (LoRA off). On exit every parameter's ``requires_grad`` is as it was on entry: PEFT
+    re-enables the whole adapter, which would unfreeze SeGP-CL's lora_A, and forcing B-only instead would freeze
+    MG-CLIP's trainable A (``lora_trainable: AB``)."""
     peft_model = getattr(model, "module", model)
     if not isinstance(peft_model, PeftModel):
         yield model
         return
-    with peft_model.disable_adapter():
-        yield model
-    train_only_lora_B(peft_model)
+    trainable = {name: parameter.requires_grad for name, parameter in peft_model.named_parameters()}
+    try:
+        with peft_model.disable_adapter():
+            yield model
+    finally:
+        for name, parameter in peft_model.named_parameters():
+            parameter.requires_grad_(trainable[name])
 
 
 def image_encoder(model, raw_feature: str = "pre_projection"):

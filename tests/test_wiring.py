@@ -16,7 +16,7 @@ from transformers import default_data_collator
 from conftest import tiny_settings
 from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback, build_anchors, encode_dataset, update_prototypes
 from segp_hf.config import SeGPConfig, load_recipe, parse_config
-from segp_hf.modeling import clip_of, encode_texts
+from segp_hf.modeling import build_lora_clip, clip_of, encode_texts
 from segp_hf.task_state import AnchorSet
 from segp_hf.trainer import SeGPTrainer
 from test_trainer import _setup
@@ -244,6 +244,19 @@ def test_lora_A_and_base_weights_never_change_in_a_task_with_acgd_and_tsgr(tiny_
     assert any(not torch.equal(p.detach(), before[n]) for n, p in model.named_parameters() if "lora_B" in n)
     optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     assert optimised == {id(p) for n, p in model.named_parameters() if "lora_B" in n}
+
+
+@pytest.mark.parametrize("trainable", ["B", "AB"])
+def test_switching_the_adapter_off_leaves_the_trainable_set_as_it_was(tiny_clip_dir, trainable):
+    """SeGP-CL (B only) and MG-CLIP (A and B): retention's and TSGR's pretrained pass must change neither."""
+    from segp_hf.modeling import adapter_disabled
+
+    model = build_lora_clip(tiny_clip_dir, r=4, trainable=trainable)
+    before = {n: p.requires_grad for n, p in model.named_parameters()}
+    assert any(v for n, v in before.items() if "lora_A" in n) == (trainable == "AB")
+    with adapter_disabled(model):
+        pass
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == before
 
 
 # ------------------------------------------------------------------------- optimiser and scheduler
