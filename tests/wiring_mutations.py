@@ -60,7 +60,9 @@ MUTATIONS = [
     ('published defaults never applied', 'segp_hf/config.py', 'argv = _recipe_to_argv(recipe) + _recipe_to_argv(_competitor_defaults(recipe, overrides)) + overrides', 'argv = _recipe_to_argv(recipe) + overrides', 'test_competitors.py::published'),
     ('load_task ignores the competitor scorer', 'segp_hf/inference.py', '        if method is not None:  # the competitor', '        if False:  # the competitor', 'test_competitors.py::load_task'),
     ('competitor state not saved', 'segp_hf/checkpoints.py', '            variant_state.save(staging)', '            pass', 'test_competitors.py::load_task'),
-    ('competitor state not restored', 'segp_hf/continual.py', '        self.variant and self.variant.state.restore(last)', '        pass', 'test_competitors.py::resume_after'),
+    ('competitor state not restored', 'segp_hf/continual.py', '            self.variant.state.restore(last)', '            pass', 'test_competitors.py::resume_after'),
+    ('rapf retention through the frozen CLIP', 'segp_hf/variants/registry.py', 'rapf_scores, scores_held_out=True)', 'rapf_scores, scores_held_out=False)', 'test_competitors.py::retention'),
+    ('rapf allowed on several processes', 'segp_hf/parallel.py', 'if getattr(config, "variant", None) == "rapf" and config.world_size > 1:', 'if False:', 'test_parallel_modes.py'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:
