@@ -242,13 +242,18 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
             self._eval_text = None
 
     def predict_logits(self, model, pixel_values):
-        """Dual-path logits over the scored classes (CLIP path only where a class lacks a prototype)."""
-        state = self.task_state
+        """Logits over the scored classes by ``score``; their text embeddings are encoded once per evaluation."""
         classes = self.scored_classes()
         if self._eval_text is None:
-            self._eval_text = encode_texts(model, **state.seen_text_inputs(pixel_values.device, classes))
+            self._eval_text = encode_texts(model, **self.task_state.seen_text_inputs(pixel_values.device, classes))
+        return self.score(model, pixel_values, self._eval_text, classes)
+
+    def score(self, model, pixel_values, text_embeds, classes):
+        """Dual-path logits (CLIP path only where a class lacks a prototype); a competitor's trainer replaces this
+        with its own rule (variants/)."""
+        state = self.task_state
         image_embeds, raw = encode_images(model, pixel_values, self.args.raw_feature)
-        return dual_path_scores(image_embeds, raw, self._eval_text, class_prototypes(state.prototypes, classes),
+        return dual_path_scores(image_embeds, raw, text_embeds, class_prototypes(state.prototypes, classes),
                                 state.logit_scale, effective_beta(state.switches, self.args.beta))
 
     def _prepare_inputs(self, inputs):

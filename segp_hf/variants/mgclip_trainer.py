@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from transformers import TrainerCallback
 
-from ..modeling import encode_texts
 from ..timing import timed
 from ..trainer import SeGPTrainer
 from .mgclip_probe import probe_epochs
@@ -25,11 +24,8 @@ class MGCLIPTrainer(SeGPTrainer):
                     variant_state.epochs = probe_epochs(self.model, self.task_state, self.args)
             self.args.num_train_epochs = variant_state.epochs  # this task's copy of the settings
 
-    def predict_logits(self, model, pixel_values):
-        classes = self.scored_classes()
-        if self._eval_text is None:
-            self._eval_text = encode_texts(model, **self.task_state.seen_text_inputs(pixel_values.device, classes))
-        return mgclip_scores(model, pixel_values, self._eval_text, classes, self.task_state.logit_scale,
+    def score(self, model, pixel_values, text_embeds, classes):
+        return mgclip_scores(model, pixel_values, text_embeds, classes, self.task_state.logit_scale,
                              self.variant_state, self.args)
 
 

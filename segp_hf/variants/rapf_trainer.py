@@ -93,11 +93,8 @@ class RAPFTrainer(SeGPTrainer):
         return (loss, {"logits": logits}) if return_outputs else loss
 
     # ------------------------------------------------------------------ inference (R1)
-    def predict_logits(self, model, pixel_values):
-        classes = self.scored_classes()
-        if self._eval_text is None:
-            self._eval_text = encode_texts(model, **self.task_state.seen_text_inputs(pixel_values.device, classes))
-        return rapf_scores(model, pixel_values, self._eval_text, classes, self.task_state.logit_scale,
+    def score(self, model, pixel_values, text_embeds, classes):
+        return rapf_scores(model, pixel_values, text_embeds, classes, self.task_state.logit_scale,
                            self.variant_state, self.args)
 
     # ------------------------------------------------------------------ checkpoints inside a task
