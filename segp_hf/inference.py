@@ -109,11 +109,12 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     from transformers import AutoTokenizer, CLIPModel
 
     folder, from_hub = resolve_task_folder(str(repo_id_or_path), task, cache_dir, token)
-    saved = folder / ckpt.CONFIG_FILE  # a competitor's task folder also holds its state (variants/registry.py)
-    method = variant_method(ckpt.read_task_json(folder, ckpt.CONFIG_FILE, task).get("variant")) if saved.is_file() else None
+    # read first: a competitor's task folder also holds its state (variants/registry.py); a missing file is
+    # named by verify_task
+    config = ckpt.read_task_json(folder, ckpt.CONFIG_FILE, task) if (folder / ckpt.CONFIG_FILE).is_file() else {}
+    method = variant_method(config.get("variant"))
     ckpt.verify_task(folder, task if task is not None else ckpt.read_task_json(folder, ckpt.CLASSES_FILE)["task"],
                      required=method.files if method else ())
-    config = ckpt.read_json(saved)
     classes = ckpt.read_json(folder / ckpt.CLASSES_FILE)
     base = resolve_model_path(base_model or config["model_name_or_path"])
     revision = base_revision or (None if base_model else config.get("model_revision") or config.get("base_model_commit"))
