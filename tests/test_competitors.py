@@ -4,23 +4,19 @@ own outputs (get_image_features / get_text_features) and the equations, so each 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from transformers import default_data_collator
 
 from conftest import tiny_settings
 from segp_hf import checkpoints as ckpt
 from segp_hf.config import load_recipe, parse_config
-from segp_hf.continual import ContinualRunner, run_continual
+from segp_hf.continual import run_continual
 from segp_hf.modeling import clip_of
-from segp_hf.variants import mg_clip, rapf
 from segp_hf.variants.mgclip_trainer import MGCLIPTrainer
 from segp_hf.variants.rapf_trainer import RAPFTrainer
-from test_continual import _check_matrix_against_checkpoints
+from test_continual import _check_matrix_against_checkpoints, killed_as_task_starts
 
 COMPETITORS = ("rapf", "mg-clip")
 # Tiny runs: the published epochs and batch are far too many for seconds; explicit keys win over them.
@@ -100,17 +96,7 @@ def test_runs_save_their_state_and_load_task_predicts_like_the_run(runs, tiny_be
 @pytest.mark.parametrize("variant", COMPETITORS)
 def test_resume_after_a_task_restores_the_state(runs, tiny_clip_dir, tiny_benchmark, tmp_path, variant, monkeypatch):
     _, uninterrupted = runs[variant]
-    original = ContinualRunner.run_task
-
-    def crash_at_task_2(self, task):
-        if task == 2:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, task)
-
-    monkeypatch.setattr(ContinualRunner, "run_task", crash_at_task_2)
-    with pytest.raises(KeyboardInterrupt):
-        _run(tiny_clip_dir, tiny_benchmark, tmp_path, variant)
-    monkeypatch.setattr(ContinualRunner, "run_task", original)
+    killed_as_task_starts(monkeypatch, 2, lambda: _run(tiny_clip_dir, tiny_benchmark, tmp_path, variant))
     resumed = _run(tiny_clip_dir, tiny_benchmark, tmp_path, variant)
     assert resumed["acc_matrix"] == uninterrupted["acc_matrix"]
     reference = load_file(runs[variant][0] / "task-2" / "variant_state.safetensors")

@@ -87,23 +87,29 @@ def test_adapter_changes_between_tasks(full_run):
     assert any(not torch.equal(first[k], last[k]) for k in first)
 
 
-def test_resume_after_interruption_gives_identical_results(tiny_clip_dir, tiny_benchmark, tmp_path, full_run, monkeypatch):
-    _, uninterrupted = full_run
+def killed_as_task_starts(monkeypatch, task: int, run) -> None:
+    """Call ``run()`` with a simulated kill (KeyboardInterrupt) as ``task`` starts; ``run_task`` is restored after."""
     original = ContinualRunner.run_task
 
-    def crash_at_task_2(self, task):
-        if task == 2:
+    def crash(self, current):
+        if current == task:
             raise KeyboardInterrupt("simulated kill")
-        return original(self, task)
+        return original(self, current)
 
-    monkeypatch.setattr(ContinualRunner, "run_task", crash_at_task_2)
+    monkeypatch.setattr(ContinualRunner, "run_task", crash)
     with pytest.raises(KeyboardInterrupt):
-        _run(tiny_clip_dir, tiny_benchmark, tmp_path)
+        run()
+    monkeypatch.setattr(ContinualRunner, "run_task", original)
+
+
+def test_resume_after_interruption_gives_identical_results(tiny_clip_dir, tiny_benchmark, tmp_path, full_run, monkeypatch):
+    _, uninterrupted = full_run
+    killed_as_task_starts(monkeypatch, 2, lambda: _run(tiny_clip_dir, tiny_benchmark, tmp_path))
     assert ckpt.completed_tasks(tmp_path) == 2
     partial = json.loads((tmp_path / "results.json").read_text())
     assert partial["tasks_completed"] == 2
 
-    monkeypatch.setattr(ContinualRunner, "run_task", original)
+    original = ContinualRunner.run_task
     calls = []
     monkeypatch.setattr(ContinualRunner, "run_task", lambda self, task: calls.append(task) or original(self, task))
     resumed = _run(tiny_clip_dir, tiny_benchmark, tmp_path)
