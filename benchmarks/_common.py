@@ -17,8 +17,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch
 import torch.nn.functional as F
 
-from segp_hf.config import method_switches
-from segp_hf.task_state import AnchorSet, TaskState
+from segp_hf.method.anchors import AnchorSet
+from segp_hf.method.switches import method_switches
+from segp_hf.method.task_state import TaskState
 
 VOCAB = 49408
 EOS = 49407

@@ -35,9 +35,9 @@ from transformers import default_data_collator  # noqa: E402
 
 import segp_hf.callbacks as callbacks  # noqa: E402
 from segp_hf.config import SeGPConfig  # noqa: E402
-from segp_hf.modeling import build_lora_clip, logit_scale_of  # noqa: E402
-from segp_hf.task_state import TaskState  # noqa: E402
-from segp_hf.config import method_switches  # noqa: E402
+from segp_hf.method.switches import method_switches  # noqa: E402
+from segp_hf.method.task_state import TaskState  # noqa: E402
+from segp_hf.modeling.student import build_lora_clip, logit_scale_of  # noqa: E402
 from segp_hf.trainer import SeGPTrainer  # noqa: E402
 
 TARGET = 0.15

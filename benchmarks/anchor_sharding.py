@@ -59,9 +59,9 @@ class _Pixels:
 
 
 def _setup(model_dir: str, args):
-    from segp_hf.config import method_switches
-    from segp_hf.modeling import build_lora_clip, encode_images
-    from segp_hf.task_state import TaskState
+    from segp_hf.method.switches import method_switches
+    from segp_hf.method.task_state import TaskState
+    from segp_hf.modeling.student import build_lora_clip, encode_images
 
     torch.manual_seed(0)
     model = build_lora_clip(model_dir, r=32).eval()

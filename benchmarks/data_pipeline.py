@@ -30,12 +30,14 @@ from pathlib import Path
 import datasets
 import numpy as np
 import torch
+from _common import machine, write_json
 from PIL import Image
 from transformers import CLIPImageProcessor, default_data_collator
 
-from _common import machine, write_json
-from segp_hf.data import pixel_cache, scenario as scenario_module
-from segp_hf.data.pixel_cache import CachePlan, loader_workers, pixel_shape, ready_batches
+from segp_hf.data import pixel_cache
+from segp_hf.data import scenario as scenario_module
+from segp_hf.data.pixel_cache import CachePlan, pixel_shape
+from segp_hf.data.ready_batches import loader_workers, ready_batches
 from segp_hf.data.scenario import ClassIncrementalScenario
 
 SIZES = {"cifar": ((32, 32), "PNG"), "imagenet": ((375, 500), "JPEG")}

@@ -15,7 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from segp_hf.diagnostics import DIAGNOSTICS_FILE, SPLITS
+from segp_hf.commands.diagnose import SPLITS
+from segp_hf.evaluation.drift import DIAGNOSTICS_FILE
 
 COLUMNS = (
     ("text_kl_before", "text KL, step", True),

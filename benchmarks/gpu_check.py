@@ -32,7 +32,12 @@ WORDS = ["a", "good", "photo", "of", "the", "."] + [f"class{i}" for i in range(1
 def save_model(path: Path, tiny: bool, extra_words=()) -> str:
     """``extra_words``: more tokenizer words (class names: prompts that differ, so the text gradients do not cancel)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
+    from transformers import (
+        CLIPConfig,
+        CLIPImageProcessor,
+        CLIPModel,
+        PreTrainedTokenizerFast,
+    )
 
     config = CLIPConfig.from_json_file(str(CONFIG))
     if tiny:  # same structure, toy sizes
@@ -60,7 +65,7 @@ def save_model(path: Path, tiny: bool, extra_words=()) -> str:
 
 def training_rate(model_dir: str, batch: int, anchors: int, steps: int) -> dict:
     """Images/s of one SeGP-CL-sized training step (batch + anchors, forward + backward + SGD) and its peak memory."""
-    from segp_hf.modeling import build_lora_clip, encode_images, encode_texts
+    from segp_hf.modeling.student import build_lora_clip, encode_images, encode_texts
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = build_lora_clip(model_dir, r=32).to(device)
@@ -99,9 +104,9 @@ def two_task_run(model_dir: str, tiny: bool, output: Path) -> dict:
     import numpy as np
     from PIL import Image
 
-    from segp_hf.config import load_recipe, parse_config
-    from segp_hf.continual import run_continual
-    from segp_hf.data.registry import LoadedBenchmark
+    from segp_hf.data.spec import LoadedBenchmark
+    from segp_hf.recipe import load_recipe, parse_config
+    from segp_hf.run.continual import run_continual
 
     rng = np.random.default_rng(0)
     names = [f"class{i}" for i in range(4)]

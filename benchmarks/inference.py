@@ -27,8 +27,15 @@ import _common as C  # noqa: E402
 import torch  # noqa: E402
 
 from segp_hf.config import SeGPConfig  # noqa: E402
-from segp_hf.modeling import build_lora_clip, encode_images, encode_texts, load_clip, logit_scale_of, merged_copy  # noqa: E402
-from segp_hf.prototypes import dual_path_logits  # noqa: E402
+from segp_hf.method.prototypes import dual_path_logits  # noqa: E402
+from segp_hf.modeling.student import (  # noqa: E402
+    build_lora_clip,
+    encode_images,
+    encode_texts,
+    load_clip,
+    logit_scale_of,
+    merged_copy,
+)
 from segp_hf.trainer import SeGPTrainer  # noqa: E402
 
 TARGET = 0.95

@@ -40,9 +40,10 @@ def run_case(args) -> dict:
     from transformers import default_data_collator
 
     from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
-    from segp_hf.config import SeGPConfig, method_switches
-    from segp_hf.modeling import build_lora_clip, logit_scale_of
-    from segp_hf.task_state import TaskState
+    from segp_hf.config import SeGPConfig
+    from segp_hf.method.switches import method_switches
+    from segp_hf.method.task_state import TaskState
+    from segp_hf.modeling.student import build_lora_clip, logit_scale_of
     from segp_hf.trainer import SeGPTrainer
 
     if args.threads:

@@ -51,7 +51,7 @@ def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
 def main() -> dict:
     from transformers import CLIPImageProcessorPil
 
-    from segp_hf.preprocessing import OpenAICLIPTransform
+    from segp_hf.modeling.preprocessing import OpenAICLIPTransform
 
     hf = CLIPImageProcessorPil(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
     openai = OpenAICLIPTransform(224, 224, MEAN.ravel(), STD.ravel())

@@ -27,11 +27,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from segp_hf import checkpoints as ckpt  # noqa: E402
 from segp_hf.data.shapes import render_arrays  # noqa: E402
-from segp_hf.inference import load_task  # noqa: E402
-from segp_hf.modeling import encode_images  # noqa: E402
-from segp_hf.prototypes import dual_path_logits  # noqa: E402
+from segp_hf.hub.inference import load_task  # noqa: E402
+from segp_hf.method.prototypes import dual_path_logits  # noqa: E402
+from segp_hf.modeling.student import encode_images  # noqa: E402
+from segp_hf.run import checkpoints as ckpt  # noqa: E402
 
 
 @torch.no_grad()

@@ -13,10 +13,10 @@ import tempfile
 import torch
 from transformers import AutoTokenizer
 
-from segp_hf.config import load_recipe, parse_config
-from segp_hf.continual import build_scenario
 from segp_hf.data.scenario import prompts_for, tokenize_prompts
-from segp_hf.modeling import build_lora_clip, encode_texts, resolve_model_path
+from segp_hf.modeling.student import build_lora_clip, encode_texts, resolve_model_path
+from segp_hf.recipe import load_recipe, parse_config
+from segp_hf.run.continual import build_scenario
 
 
 def old_new_distances(config_path: str | None) -> tuple[list[torch.Tensor], torch.Tensor]:

@@ -86,8 +86,8 @@ def cifar_words() -> list[str]:
 # ------------------------------------------------------------------------------------------- two tasks
 def two_task_run(model_dir: str, data_dir: str, output: Path, num_tasks: int, tasks: int = 2) -> dict:
     """Tasks 0..tasks-1 of the CIFAR-100 recipe (CPU-sized, see the module docstring) through ContinualRunner."""
-    from segp_hf.config import load_recipe, parse_config
-    from segp_hf.continual import ContinualRunner
+    from segp_hf.recipe import load_recipe, parse_config
+    from segp_hf.run.continual import ContinualRunner
 
     recipe = load_recipe(str(RECIPE))
     overrides = dict(model_name_or_path=model_dir, data_dir=data_dir, num_tasks=num_tasks, max_train_images_per_class=1,
@@ -129,8 +129,13 @@ def _reset_peak() -> bool:
 
 def measure_step(model_dir: str, kind: str, batch: int, text_classes: int, text_tokens: int) -> dict:
     """Resident-set growth (MiB) of one ``kind`` step ('train' or 'dpgd') at ``batch`` images, fresh process."""
-    from segp_hf.anchors import dpgd_attack
-    from segp_hf.modeling import build_lora_clip, encode_images, encode_texts, image_encoder
+    from segp_hf.method.anchors import dpgd_attack
+    from segp_hf.modeling.student import (
+        build_lora_clip,
+        encode_images,
+        encode_texts,
+        image_encoder,
+    )
 
     torch.manual_seed(0)
     model = build_lora_clip(model_dir, r=32)

@@ -33,9 +33,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from segp_hf.cli import default_recipe  # noqa: E402
-from segp_hf.config import load_recipe, parse_config  # noqa: E402
-from segp_hf.continual import run_continual  # noqa: E402
 from segp_hf.data import shapes  # noqa: E402
+from segp_hf.recipe import load_recipe, parse_config  # noqa: E402
+from segp_hf.run.continual import run_continual  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "world_search.json"
 BASELINES = ("zero-shot", "lora")

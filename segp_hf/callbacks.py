@@ -11,18 +11,12 @@ import math
 
 from transformers import TrainerCallback
 
-from .prototypes import update_prototypes  # noqa: F401 - also kept here for old imports
-from .teacher import prepare_teacher_targets
-from .timing import timed
+from .errors import TrainingDivergedError
+from .method.prototypes import update_prototypes
+from .method.teacher import prepare_teacher_targets
+from .run.timing import timed
 
 # Moved to their own modules; kept here for old imports.
-from .anchors import build_anchors  # noqa: F401,E402
-from .distributed import broadcast_from_main, distributed_world, gather_shards, shard_bounds  # noqa: F401,E402
-from .modeling import encode_dataset  # noqa: F401,E402
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the task is stopped before anything of it is saved."""
 
 
 def diverged_advice(task: int, output_dir) -> str:

@@ -11,9 +11,9 @@ import sys
 import textwrap
 from importlib import resources
 
-from .callbacks import TrainingDivergedError
-from .config import RecipeError, load_recipe, parse_config
-from .data.scenario import DataError
+from .data.spec import DataError
+from .errors import PushIncompleteError, RecipeError, TrainingDivergedError
+from .recipe import load_recipe, parse_config
 from .validation import check_command
 
 USER_ERRORS = (RecipeError, DataError)
@@ -25,11 +25,11 @@ def default_recipe() -> str:
 
 
 def _train(args, overrides):
-    from .continual import run_continual
+    from .run.continual import run_continual
 
     recipe = load_recipe(args.config or default_recipe())
     if args.dry_run:
-        from .plan import dry_run, dry_run_overrides
+        from .commands.plan import dry_run, dry_run_overrides
 
         dry_run(*parse_config(recipe, dry_run_overrides(overrides)))
         return
@@ -45,10 +45,9 @@ def _resume_from(args, overrides):
     into --output_dir, then the normal resume runs task k+1 on. Settings: --config, else the checkpoint's,
     with any --key value overrides: a branch may change settings (e.g. a lower learning rate after a
     diverged task), since it never overwrites the run it came from."""
-    from .continual import run_continual
-    from .hub import fetch_task_dirs
-    from .task_refs import parse_checkpoint_ref
-    from .task_eval import saved_settings
+    from .commands.eval_task import saved_settings
+    from .hub.tasks import fetch_task_dirs, parse_checkpoint_ref
+    from .run.continual import run_continual
 
     source, task = parse_checkpoint_ref(args.resume_from)
     if task is None:
@@ -64,7 +63,7 @@ def _resume_from(args, overrides):
 def _eval(args, overrides):
     import json
 
-    from .task_eval import evaluate_checkpoint
+    from .commands.eval_task import evaluate_checkpoint
 
     recipe = load_recipe(args.config) if args.config else None
     result = evaluate_checkpoint(args.checkpoint, recipe, overrides)
@@ -74,7 +73,7 @@ def _eval(args, overrides):
 
 
 def _push(args, overrides):
-    from .hub import push_output_dir
+    from .hub.push import push_output_dir
 
     if overrides:
         raise RecipeError(f"unexpected arguments for push: {' '.join(overrides)}")
@@ -87,12 +86,8 @@ def _push(args, overrides):
         raise PushIncompleteError(report)
 
 
-class PushIncompleteError(RuntimeError):
-    """Some tasks could not be pushed (exit code 4)."""
-
-
 def _ablate(args, overrides):
-    from .ablation import ABLATION_ORDER, run_ablation
+    from .commands.ablate import ABLATION_ORDER, run_ablation
 
     recipe = load_recipe(args.config or default_recipe())
     variants = args.variants.split(",") if args.variants else ABLATION_ORDER
@@ -118,7 +113,8 @@ class _Commands:
 
 
 def _diagnose(args, overrides):
-    from .diagnostics import diagnose_run, summary_table
+    from .commands.diagnose import diagnose_run
+    from .evaluation.drift import summary_table
 
     recipe = load_recipe(args.config) if args.config else None
     tasks = _task_list(args.tasks)
@@ -148,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_train(commands):
-    from .settings_help import settings_epilog
+    from .recipe import settings_epilog
 
     train = commands.add_parser(
         "train",
@@ -238,7 +234,7 @@ def _add_report(commands):
 
 
 def _report(args, overrides):
-    from .html_report import write_report
+    from .commands.report import write_report
 
     if overrides:
         raise RecipeError(f"unexpected arguments for report: {' '.join(overrides)}")
@@ -249,7 +245,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False)
-    from .console import set_mode
+    from .run.console import set_mode
 
     set_mode("quiet" if getattr(args, "quiet", False) else "debug" if debug else "normal")
     try:

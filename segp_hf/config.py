@@ -1,148 +1,240 @@
-"""A run's configuration from a recipe and the command line: read a recipe (flat YAML of settings), refuse
-unknown keys, parse recipe + ``--key value`` overrides into (ModelArguments, DataArguments, SeGPConfig)
-(the dataclasses in ``arguments.py``), and the flat form of the settings written to every checkpoint.
+"""The settings of a run: the method's knobs as a TrainingArguments subclass (TRL style), plus model and data
+arguments. A recipe is a flat YAML file of these fields (read by ``config.py``); every field can be overridden
+on the command line.
+
+SPEC defaults are the defaults here; choices SPEC marks [default] are options with that default.
 """
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import fields
+from dataclasses import dataclass, field
 
-import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import TrainingArguments
 
-# moved to arguments.py; kept for old imports
-from .arguments import (  # noqa: F401
-    ARGUMENT_CLASSES, TOY_CLIP, DataArguments, ModelArguments, SeGPConfig,
-)
-from .errors import RecipeError  # moved to errors.py; kept importable from here for old imports
-from .parallel import apply_global_batch
-from .switches import VARIANTS, MethodSwitches, method_switches  # noqa: F401 - moved to switches.py; kept for old imports
-from .validation import check_combinations
-from .variants.defaults import variant_defaults
+from .method.switches import VARIANTS
+from .modeling.toy_clip import TOY_CLIP
+from .validation import check_values
 
 
-def known_keys() -> list[str]:
-    return sorted({f.name for cls in ARGUMENT_CLASSES for f in fields(cls) if f.init})
+def check_settings(args) -> None:
+    """The range, choice and path rules of every setting ``args`` has (the table in validation.py)."""
+    check_values(args)
 
 
-def _recipe_to_argv(recipe: dict) -> list[str]:
-    argv = []
-    for key, value in recipe.items():
-        if isinstance(value, (list, tuple)):
-            if value:  # an empty list is the default of every list setting, and argparse needs a value
-                argv += [f"--{key}", *map(str, value)]
-        elif value is None:
-            continue
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default=TOY_CLIP,
+        metadata={"help": f"CLIP checkpoint (Hub id or local path); '{TOY_CLIP}' is the offline toy CLIP."},
+    )
+    model_revision: str | None = field(default=None, metadata={"help": "Pinned revision of the base model."})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank."})
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha; default = lora_r."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["k_proj", "v_proj", "fc1", "fc2"],
+        metadata={"help": "Linear layers that get LoRA, in both towers (option: add q_proj, out_proj)."},
+    )
+
+    def __post_init__(self):
+        check_settings(self)
 
 
-def _check_keys(keys, source: str):
-    valid = set(known_keys())
-    for key in keys:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            raise RecipeError(f"unknown setting '{key}' in {source}.{hint}")
+@dataclass
+class DataArguments:
+    benchmark: str = field(default="shapes", metadata={"help": "Benchmark name from the registry."})
+    num_tasks: int = field(default=10, metadata={"help": "Number of class-incremental tasks."})
+    class_order: str = field(
+        default="default",
+        metadata={"help": "Class order: 'default' (the benchmark's reference order), 'seed1993', or "
+                  "comma-separated native label ids."},
+    )
+    prompt_template: str | None = field(
+        default=None, metadata={"help": "Prompt with one '{}' for the class name; default: the benchmark's."}
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Local copy of the dataset (offline use): a DatasetDict.save_to_disk folder of the Hub "
+                  "dataset, or an image folder <split>/<class>/<image>."},
+    )
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Hub dataset id instead of the benchmark's (a mirror with the same schema)."}
+    )
+    dataset_revision: str | None = field(
+        default=None,
+        metadata={"help": "Hub revision (commit) of the dataset; default: the benchmark's pinned one, or the newest "
+                  "where none is pinned (see docs/benchmarks.md)."},
+    )
+    image_column: str | None = field(default=None, metadata={"help": "Image column; default: the benchmark's."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column; default: the benchmark's."})
+    imagenet_r_split: str = field(
+        default="auto",
+        metadata={"help": "ImageNet-R train/test: 'auto' (RAPF's list when the file names match, else the "
+                  "stratified manifest), 'rapf' or 'stratified'."},
+    )
+    image_preprocessing: str = field(
+        default="hf",
+        metadata={"help": "Pixel preprocessing, the same on every machine: 'hf' (CLIPImageProcessorPil, never the "
+                  "torchvision backend) or 'openai' (OpenAI CLIP's transform exactly: crop offsets rounded, not "
+                  "floored; see docs/protocol.md 'Preprocessing')."},
+    )
+    max_train_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
+    max_eval_images_per_class: int | None = field(default=None, metadata={"help": "Cap for quick runs."})
+    eval_future_tasks: bool = field(
+        default=True, metadata={"help": "Also evaluate tasks not learnt yet (zero-shot), needed for FWT."}
+    )
+    zero_shot_sets: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Held-out sets scored zero-shot (CLIP path) before the first task and after the last: "
+                  "food101, oxford_pets, imagenet1k (the paper's), shapes_heldout (offline)."},
+    )
+    zero_shot_every_task: bool = field(
+        default=False, metadata={"help": "Also score the zero_shot_sets after every task, not only the last."}
+    )
+    zero_shot_data_dir: str | None = field(
+        default=None, metadata={"help": "Local copies of the zero_shot_sets, one folder per set name (offline use)."}
+    )
+    zero_shot_max_images: int | None = field(default=None, metadata={"help": "Cap per zero-shot set, for quick runs."})
+    pixel_cache: str = field(
+        default="memory",
+        metadata={"help": "Decode, resize and crop each image once per run and keep the uint8 pixels: 'memory', "
+                  "'disk' (a memory-mapped file under output_dir) or 'off' (decode at every use). Model inputs are "
+                  "bit-identical in all three."},
+    )
+    pixel_cache_budget_gb: float = field(
+        default=8.0,
+        metadata={"help": "Most memory the pixel cache may take per process (GB); beyond it the cache goes to disk, "
+                  "then off, with a warning."},
+    )
+    eval_task_incremental: bool = field(
+        default=False,
+        metadata={"help": "Also score every seen task over its own classes only (task-incremental accuracy): "
+                  "forgetting with the label space held fixed, written as acc_matrix_til / *_til."},
+    )
+
+    def __post_init__(self):
+        check_settings(self)
 
 
-def load_recipe(path: str | None) -> dict:
-    if path is None:
-        return {}
-    try:
-        with open(path) as handle:
-            recipe = yaml.safe_load(handle) or {}
-    except FileNotFoundError:
-        raise RecipeError(f"recipe file not found: {path}") from None
-    except IsADirectoryError:
-        raise RecipeError(f"recipe {path} is a folder, not a YAML file") from None
-    except yaml.YAMLError as error:
-        raise RecipeError(f"recipe {path} is not valid YAML: {error}") from None
-    if not isinstance(recipe, dict):
-        raise RecipeError(f"recipe {path} must be a mapping of setting: value")
-    _check_keys(recipe, f"recipe {path}")
-    return recipe
+@dataclass
+class SeGPConfig(TrainingArguments):
+    """TrainingArguments with SeGP-CL's knobs. Defaults follow SPEC.md (paper optimiser: SGD, lr 1e-3,
+    cosine, batch 128, 10 epochs, momentum 0.9, weight decay 0)."""
+
+    variant: str = field(default="segp-cl", metadata={"help": f"Method variant, one of {VARIANTS}."})
+    # ACGD
+    lambda_acgd: float = field(default=5.0, metadata={"help": "Weight of the ACGD loss."})
+    acgd_temperature: float = field(default=20.0, metadata={"help": "ACGD temperature tau_A."})
+    anchor_batch_size: int = field(default=32, metadata={"help": "Anchors per training step."})
+    # TSGR
+    lambda_tsgr: float = field(default=1.0, metadata={"help": "Weight of the TSGR loss."})
+    tsgr_k: int = field(default=10, metadata={"help": "Neighbours per new class."})
+    tsgr_temperature: float = field(default=0.05, metadata={"help": "TSGR temperature tau_T."})
+    tsgr_reference: str = field(
+        default="pretrained", metadata={"help": "Reference text geometry: 'pretrained' (adapter off) or 'teacher'."}
+    )
+    # DPGD anchors
+    anchors_per_class: int = field(default=5, metadata={"help": "Seed images per old class (K_seed)."})
+    dpgd_steps: int = field(default=10, metadata={"help": "PGD steps K_adv."})
+    dpgd_step_size: float = field(default=1.5e-3, metadata={"help": "PGD step gamma."})
+    dpgd_epsilon: float = field(default=4 / 255, metadata={"help": "L_inf radius in normalised pixel space."})
+    dpgd_lambda_visual: float = field(default=1.0, metadata={"help": "Weight of the prototype term lambda_p."})
+    dpgd_batch_size: int = field(default=64, metadata={"help": "Anchors attacked per batch."})
+    # prototypes and inference
+    prototype_transfer: str = field(default="weighted", metadata={"help": "'weighted' (SPEC) or 'mean' (ADC)."})
+    prototype_temperature: float = field(default=0.1, metadata={"help": "Drift weighting temperature tau_w."})
+    beta: float = field(default=0.5, metadata={"help": "Weight of the prototype path at inference."})
+    raw_feature: str = field(
+        default="pre_projection", metadata={"help": "Raw visual feature h: 'pre_projection' or 'projected'."}
+    )
+    cls_classes: str = field(default="current", metadata={"help": "CE over 'current' task classes or all 'seen'."})
+    # ---------------------------------------------------------------- competitors (docs/variants.md; issue 19)
+    # Read only by the `rapf` and `mg-clip` variants (epoch_lr_schedule and the lora_* keys by every variant);
+    # their per-benchmark published values are applied by config.parse_config (segp_hf/variants/defaults.py).
+    epoch_lr_schedule: str = field(default="none", metadata={
+        "help": "Learning rate stepped per epoch, replacing lr_scheduler_type: 'none' (lr_scheduler_type per step), "
+        "'multistep' (RAPF: x lr_gamma at each of lr_milestones) or 'cosine' (MG-CLIP: to lr_min_ratio x lr)."})
+    lr_milestones: list[int] = field(default_factory=lambda: [4, 10],
+                                     metadata={"help": "Epochs (from 0) where 'multistep' multiplies the lr by lr_gamma."})
+    lr_gamma: float = field(default=0.1, metadata={"help": "Factor of 'multistep' at each milestone."})
+    lr_min_ratio: float = field(default=0.01, metadata={"help": "Final lr / initial lr of 'cosine' (and MG-CLIP's agent)."})
+    lora_trainable: str = field(default="B", metadata={
+        "help": "LoRA matrices that train: 'B' (SeGP-CL: A frozen at its random init) or 'AB' (MG-CLIP)."})
+    lora_init_A: str = field(default="kaiming", metadata={
+        "help": "LoRA A's init: 'kaiming' (PEFT's default) or 'xavier' (MG-CLIP's loralib, Xavier-uniform)."})
+    rapf_beta: float = field(default=2.0, metadata={
+        "help": "RAPF R4: int(10 beta) replayed samples per old class per batch, int(20 beta) per hard pair."})
+    rapf_replay_classes: int = field(default=2, metadata={"help": "RAPF R5: old classes replayed per batch (k)."})
+    rapf_threshold: float = field(default=0.55, metadata={
+        "help": "RAPF R6: (old, new) class pairs whose normalised text embeddings are closer than this get the hinge."})
+    rapf_margin: float = field(default=0.1, metadata={"help": "RAPF R7: hinge margin."})
+    rapf_mix_bias: float = field(default=0.6, metadata={"help": "RAPF R9: fusion bias b."})
+    rapf_shrinkage: bool = field(default=False, metadata={"help": "RAPF R3: shrink the class covariances."})
+    mgclip_epochs: str = field(default="fixed", metadata={
+        "help": "MG-CLIP: 'fixed' (num_train_epochs) or 'auto' (the authors' rule M3, probed on the first task)."})
+    mgclip_gap_tolerance: float = field(default=0.1, metadata={"help": "MG-CLIP M3: relative change of the gap allowed."})
+    mgclip_probe_epochs: int = field(default=10, metadata={"help": "MG-CLIP M3: length of the probe (and its cosine)."})
+    mgclip_agent_lr: float = field(default=5e-4, metadata={"help": "MG-CLIP M6: visual agent's learning rate."})
+    mgclip_agent_batch_size: int = field(default=64, metadata={"help": "MG-CLIP M6: visual agent's batch."})
+    mgclip_agent_epochs: int = field(default=3, metadata={"help": "MG-CLIP M6: visual agent's epochs per task."})
+    mgclip_agent_weight: float = field(default=4.0, metadata={"help": "MG-CLIP M7: weight of the agent's softmax."})
+    mgclip_clip_weight: float = field(default=1.0, metadata={"help": "MG-CLIP M7: weight of CLIP's softmax."})
+    # ---------------------------------------------------------------- end of competitors
+    # HF knobs whose defaults differ from TrainingArguments
+    output_dir: str | None = field(default="outputs/segp-cl", metadata={"help": "Where tasks are saved."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Initial learning rate."})
+    optim: str = field(default="sgd", metadata={"help": "Optimizer (TrainingArguments names)."})
+    optim_args: str | None = field(default="momentum=0.9", metadata={"help": "Optimizer options."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Scheduler per task."})
+    per_device_train_batch_size: int = field(
+        default=128, metadata={"help": "Batch size per device (set from global_train_batch_size when that is given)."}
+    )
+    global_train_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Images per optimizer step over all processes (the paper's 128): the per-device batch is "
+                  "this / (processes x gradient_accumulation_steps), which must divide."},
+    )
+    per_device_eval_batch_size: int = field(default=256, metadata={"help": "Eval batch size per device."})
+    num_train_epochs: float = field(default=10.0, metadata={"help": "Epochs per task."})
+    weight_decay: float = field(default=0.0, metadata={"help": "Weight decay."})
+    max_grad_norm: float = field(
+        default=0.0,
+        metadata={"help": "Gradient clipping norm; 0 = no clipping, as the paper's SGD (TrainingArguments' 1.0 "
+                  "would clip under lambda_A=5, tau_A=20, logit scale 100). The norm is logged either way."},
+    )
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    save_strategy: str = field(
+        default="epoch", metadata={"help": "Trainer checkpoints inside a task, resumed after a kill ('no' to skip)."}
+    )
+    save_total_limit: int | None = field(default=1, metadata={"help": "Trainer checkpoints kept per task."})
+    report_to: None | str | list[str] = field(default="none", metadata={
+        "help": "Trackers (tensorboard, wandb, trackio, ...): losses, learning rate, grad norm, per-task accuracies and "
+        "timings on one step axis across tasks; TensorBoard files go to output_dir/runs."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep our columns."})
+    label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Label keys."})
+    ddp_find_unused_parameters: bool | None = field(default=False, metadata={"help": "PeftModel under DDP."})
+    logging_nan_inf_filter: bool = field(
+        default=False, metadata={"help": "Keep NaN/inf in logged losses so a diverged task is stopped."}
+    )
+    # Hub (with push_to_hub / hub_model_id / hub_token / hub_private_repo from TrainingArguments)
+    hub_push_retries: int = field(default=3, metadata={"help": "Retries of a failed per-task Hub push."})
+    hub_push_backoff: float = field(
+        default=2.0, metadata={"help": "Seconds before the first push retry; doubles at each retry."}
+    )
+
+    def __post_init__(self):
+        check_settings(self)  # before TrainingArguments' own set-up, so its errors never come first
+        super().__post_init__()
+        # Pinned host memory only helps copies to an accelerator; without one torch warns at every DataLoader.
+        if self.dataloader_pin_memory and not _accelerator_available():
+            self.dataloader_pin_memory = False
 
 
-def parse_config(recipe: dict | None = None, overrides: list[str] | None = None):
-    """Build (ModelArguments, DataArguments, SeGPConfig) from a recipe dict and ``--key value`` overrides
-    (command line wins)."""
-    recipe = dict(recipe or {})
-    overrides = list(overrides or [])
-    _check_keys(recipe, "the recipe")
-    _check_keys([arg[2:].split("=", 1)[0] for arg in overrides if arg.startswith("--")], "the command line")
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
-    parser.error = _raise_parse_error  # argparse's own message (e.g. a non-numeric value), as one line
-    argv = _recipe_to_argv(recipe) + _recipe_to_argv(_competitor_defaults(recipe, overrides)) + overrides
-    try:
-        model_args, data_args, config, unknown = parser.parse_args_into_dataclasses(
-            args=argv, return_remaining_strings=True
-        )
-    except RecipeError:
-        raise
-    except ValueError as error:  # TrainingArguments' own checks (e.g. bf16 without a GPU)
-        raise RecipeError(" ".join(str(error).split())) from None
-    if unknown:
-        raise RecipeError(f"unexpected command-line arguments: {' '.join(unknown)}")
-    check_combinations(model_args, data_args, config)
-    apply_global_batch(config)
-    return model_args, data_args, config
+def _accelerator_available() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
-def _given(overrides: list[str]) -> dict:
-    """``{key: value}`` of the ``--key value`` / ``--key=value`` pairs on a command line (value None for a flag)."""
-    given = {}
-    for i, arg in enumerate(overrides):
-        if arg.startswith("--"):
-            key, _, value = arg[2:].partition("=")
-            nxt = overrides[i + 1] if i + 1 < len(overrides) else None
-            given[key] = value if _ else (nxt if nxt is not None and not nxt.startswith("--") else None)
-    return given
-
-
-def _competitor_defaults(recipe: dict, overrides: list[str]) -> dict:
-    """The published settings of a competitor variant (variants/defaults.py) that nothing explicit overrides:
-    explicit = on the command line, or in a recipe written for that variant (its own ``variant`` key)."""
-    given = _given(overrides)
-    variant = given.get("variant") or recipe.get("variant", "segp-cl")
-    defaults = variant_defaults(variant, given.get("benchmark") or recipe.get("benchmark", "shapes"))
-    explicit = set(given) | (set(recipe) if recipe.get("variant") == variant else set())
-    if explicit & {"per_device_train_batch_size", "gradient_accumulation_steps"}:
-        explicit.add("global_train_batch_size")  # a batch given explicitly is never replaced
-    return {key: value for key, value in defaults.items() if key not in explicit}
-
-
-def _raise_parse_error(message: str):
-    raise RecipeError(message)
-
-
-def config_to_dict(model_args, data_args, config) -> dict:
-    """The settings that define a run, flat, as written to every task checkpoint."""
-    flat = {}
-    for args in (model_args, data_args):
-        flat.update({f.name: getattr(args, f.name) for f in fields(args)})
-    method_fields = {f.name for f in fields(SeGPConfig)} - {f.name for f in fields(TrainingArguments)}
-    training = config.to_dict()
-    flat.update({name: training[name] for name in training if name in method_fields or name in _TRAINING_KEYS})
-    return flat
-
-
-# Settings whose default changed after runs were saved without them: what those runs really used.
-LEGACY_DEFAULTS = {
-    "max_grad_norm": 1.0,  # recorded since 0.2; before, TrainingArguments' default clipped at 1.0
-}
-
-
-def default_settings() -> dict:
-    """:func:`config_to_dict` of a run with every default: what a run saved before a setting existed used
-    (:data:`LEGACY_DEFAULTS` where the default has changed since)."""
-    return {**config_to_dict(ModelArguments(), DataArguments(), SeGPConfig(output_dir="unused")), **LEGACY_DEFAULTS}
-
-
-_TRAINING_KEYS = (
-    "learning_rate", "optim", "optim_args", "lr_scheduler_type", "per_device_train_batch_size",
-    "num_train_epochs", "weight_decay", "gradient_accumulation_steps", "seed", "bf16", "fp16",
-    "warmup_steps", "max_steps", "max_grad_norm",
-)
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, SeGPConfig)

@@ -5,3 +5,19 @@ from __future__ import annotations
 
 class RecipeError(ValueError):
     """A recipe or command-line setting the user has to fix."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the task is stopped before anything of it is saved."""
+
+
+class DamagedCheckpointError(RecipeError):
+    """A checkpoint file that is there but does not read back (truncated or corrupt)."""
+
+
+class TaskNotFoundError(RecipeError):
+    """The requested task has no checkpoint at that source."""
+
+
+class PushIncompleteError(RuntimeError):
+    """Some tasks could not be pushed (exit code 4)."""

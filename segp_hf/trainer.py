@@ -11,14 +11,20 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from transformers import Trainer
 
-from .data.pixel_cache import loader_workers, ready_batches
-from .losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
-from .metrics import AccuracyMetric
-from .evaluation import class_prototypes, dual_path_scores, effective_beta
-from .modeling import encode_images, encode_texts, float32_heads
-from .parallel import check_trainer_parallelism
-from .task_state import TaskState
-from .variants.epoch_schedule import PerEpochSchedule
+from .data.ready_batches import loader_workers, ready_batches
+from .evaluation.metrics import AccuracyMetric
+from .method.losses import (
+    acgd_loss,
+    acgd_teacher_targets,
+    tsgr_loss,
+    tsgr_neighbours,
+    tsgr_reference_targets,
+)
+from .method.prototypes import class_prototypes, dual_path_scores, effective_beta
+from .method.task_state import TaskState
+from .modeling.student import encode_images, encode_texts, float32_heads
+from .run.distributed import check_trainer_parallelism
+from .variants.schedules import PerEpochSchedule
 
 LOSS_TERMS = ("loss_cls", "loss_acgd", "loss_tsgr", "loss_hinge")  # loss_hinge: RAPF (R7)
 

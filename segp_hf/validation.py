@@ -14,18 +14,275 @@ the benchmark registry, the parallel set-up) in ``setting_checks.py``.
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .errors import RecipeError
-from .rule_kinds import (
-    Range, Rule, at_least, choice, combination, each_at_least, enum_values, fraction, path_rule, positive, range_rule,
-)
-from .setting_checks import (
-    both_precisions, checkpoint_ref, class_order_ids, existing_folder, global_batch, local_model, not_a_file,
-    recipe_file, registered_benchmarks, retention_sets, tasks_vs_classes, variant_list,
-)
-from .switches import VARIANTS
+from .method.switches import VARIANTS
+
+# The kinds of validation rule (range, choice, path, combination) and the builders the rule table is written
+# with (``validation.RULES``): each rule knows what it allows, in words, and checks a value against it.
+
+@dataclass(frozen=True)
+class Range:
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself not allowed
+    high_open: bool = False
+    optional: bool = False  # None allowed (the setting's "unset")
+    also: tuple = ()  # single values allowed outside the interval (e.g. max_steps -1)
+
+    def ok(self, value) -> bool:
+        if value is None:
+            return self.optional
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        if value in self.also:
+            return True
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {_num(self.low)}"
+        else:
+            text = f"{'<' if self.high_open else '<='} {_num(self.high)}"
+        extra = [_num(v) for v in self.also] + (["unset (None)"] if self.optional else [])
+        return text + "".join(f" or {e}" for e in extra)
+
+    def outside(self) -> float:
+        """A value this range refuses (for the test that walks every numeric setting)."""
+        if self.low is not None:
+            candidate = self.low - 1 if not self.low_open else self.low
+            while candidate in self.also:
+                candidate -= 1
+            return candidate
+        return self.high + 1 if not self.high_open else self.high
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    setting: str  # a setting name, a command-line argument ("--seeds"), or "a + b" for a combination
+    kind: str  # "range" | "choice" | "path" | "combination"
+    allowed: str  # what is allowed, in words (README and messages)
+    fix: str  # what to do
+    check: Callable[..., str | None]  # returns None when fine, else what is wrong
+    command: str | None = None  # command-line argument of this command only (None: a setting of every command)
+    range: Range | None = None
+    deferred: bool = False  # checked by the code that first needs it (still before any data or model)
+
+    def message(self, problem: str) -> str:
+        return f"{problem}; {self.fix}" if self.fix else problem
+
+
+def range_rule(setting, range_: Range, fix: str = "", command: str | None = None) -> Rule:
+    def check(value):
+        if range_.ok(value):
+            return None
+        return f"{setting}={value!r} is out of range: it must be {range_.describe()}"
+
+    return Rule(setting, "range", range_.describe(), fix, check, command, range_)
+
+
+def each_at_least(setting, low, fix=""):
+    """A list setting whose every element is >= ``low`` (e.g. lr_milestones)."""
+    range_ = Range(low)
+
+    def check(value):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        wrong = [v for v in values if not range_.ok(v)]
+        return f"{setting}={value!r} is out of range: it must be a list with each {range_.describe()}" if wrong else None
+
+    return Rule(setting, "range", f"each {range_.describe()}", fix, check, None, range_)
+
+
+def positive(setting, fix="", optional=False):
+    return range_rule(setting, Range(0, low_open=True, optional=optional), fix)
+
+
+def at_least(setting, low, fix="", optional=False, command=None):
+    return range_rule(setting, Range(low, optional=optional), fix, command)
+
+
+def fraction(setting, fix="", high_open=False):
+    return range_rule(setting, Range(0, 1, high_open=high_open), fix)
+
+
+def choice(setting, allowed: Callable[[], tuple] | tuple, fix="", many=False) -> Rule:
+    def options():
+        return tuple(allowed() if callable(allowed) else allowed)
+
+    def check(value):
+        values = value if many and isinstance(value, (list, tuple)) else [value]
+        wrong = [v for v in values if str(getattr(v, "value", v)) not in options()]
+        if not wrong:
+            return None
+        shown = wrong[0] if not many else wrong
+        close = difflib.get_close_matches(str(getattr(wrong[0], "value", wrong[0])), options(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{setting}={shown!r} is not valid{hint}; choose {'from' if many else 'one of'}: {', '.join(options())}"
+
+    words = "one of the registered benchmarks" if callable(allowed) and setting == "benchmark" else (
+        ("each one of " if many else "one of ") + ", ".join(f"`{o}`" for o in options()) if len(options()) <= 8
+        else f"one of the {len(options())} names transformers knows")
+    return Rule(setting, "choice", words, fix, check)
+
+
+def path_rule(setting, allowed, check, fix="", command=None) -> Rule:
+    return Rule(setting, "path", allowed, fix, check, command)
+
+
+def combination(setting, allowed, check, fix) -> Rule:
+    return Rule(setting, "combination", allowed, fix, check)
+
+
+def enum_values(name: str) -> Callable[[], tuple]:
+    def values():
+        from transformers import trainer_utils, training_args
+
+        enum = getattr(training_args, name, None) or getattr(trainer_utils, name)
+        return tuple(e.value for e in enum)
+    return values
+
+
+# The checks behind the validation rules that look beyond one value: paths on this machine, the benchmark
+# registry (class counts, class orders), the parallel set-up, the held-out sets. Each returns None when fine, else
+# what is wrong, in one line (``validation.RULES`` adds what to do).
+
+# ------------------------------------------------------------------------------------------- paths
+def _looks_local(value: str) -> bool:
+    """A value the user meant as a path on this machine (not a Hub id)."""
+    return value.startswith(("/", "./", "../", "~"))
+
+
+def not_a_file(setting):
+    def check(value):
+        if value is not None and Path(value).expanduser().is_file():
+            return f"{setting}={value!r} is a file, not a folder"
+        return None
+    return check
+
+
+def existing_folder(setting, optional=True):
+    def check(value):
+        if value is None and optional:
+            return None
+        path = Path(str(value)).expanduser()
+        if not path.exists():
+            return f"{setting}={value!r} does not exist"
+        if not path.is_dir():
+            return f"{setting}={value!r} is a file, not a folder"
+        return None
+    return check
+
+
+def local_model(value):
+    if value is None or not _looks_local(str(value)):
+        return None  # a Hub id, or the toy CLIP's name
+    path = Path(str(value)).expanduser()
+    if not path.is_dir():
+        return f"model_name_or_path={value!r} {'is not a folder' if path.exists() else 'does not exist'}"
+    return None
+
+
+def recipe_file(value):
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        return f"--config {value!r}: recipe file not found"
+    if path.is_dir():
+        return f"--config {value!r} is a folder, not a recipe file"
+    return None
+
+
+def checkpoint_ref(value):
+    source = str(value).rpartition("@")[0] or str(value)
+    path = Path(source).expanduser()
+    if path.is_file():
+        return f"--checkpoint {value!r}: {source} is a file, not a run or task folder"
+    if _looks_local(source) and not path.exists():
+        return f"--checkpoint {value!r}: {source} does not exist"
+    return None
+
+
+# ------------------------------------------------------------------------------- benchmark registry
+def registered_benchmarks() -> tuple:
+    from .data.registry import BENCHMARKS
+
+    return tuple(sorted(BENCHMARKS))
+
+
+def benchmark_class_count(data_args) -> int | None:
+    """The number of classes a run's class order spans, known without loading data (None: unknown)."""
+    from .data.registry import BENCHMARKS
+
+    known = getattr(BENCHMARKS.get(data_args.benchmark), "num_classes", None)
+    order = str(data_args.class_order)
+    if known is None and re.fullmatch(r"[\d,\s]+", order) and re.search(r"\d", order):
+        return len([item for item in order.replace(" ", "").split(",") if item])
+    return known
+
+
+# ------------------------------------------------------------------------------------- combinations
+def tasks_vs_classes(model_args, data_args, config):
+    classes = benchmark_class_count(data_args)
+    if classes is not None and data_args.num_tasks > classes:
+        return f"num_tasks={data_args.num_tasks} is more than the {classes} classes of {data_args.benchmark}"
+    return None
+
+
+def class_order_ids(model_args, data_args, config):
+    order = str(data_args.class_order)
+    if not re.fullmatch(r"[\d,\s]+", order):
+        return None
+    from .data.registry import BENCHMARKS
+
+    total = getattr(BENCHMARKS.get(data_args.benchmark), "num_classes", None)
+    ids = [int(item) for item in order.replace(" ", "").split(",") if item]
+    if total is not None and sorted(ids) != list(range(total)):
+        return (f"class_order has {len(ids)} ids, not a permutation of the {total} classes 0..{total - 1} of "
+                f"{data_args.benchmark}")
+    return None
+
+
+def global_batch(model_args, data_args, config):
+    from .run.distributed import global_batch_problem
+
+    total = getattr(config, "global_train_batch_size", None)
+    if total is None:
+        return None
+    return global_batch_problem(total, getattr(config, "world_size", 1), config.gradient_accumulation_steps)
+
+
+def both_precisions(model_args, data_args, config):
+    if config.bf16 and config.fp16:
+        return "bf16 and fp16 are both set"
+    return None
+
+
+def variant_list(value):
+    unknown = [v for v in (value or "").split(",") if v and v not in VARIANTS] if value else []
+    return f"--variants: unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}" if unknown else None
+
+
+def retention_sets():
+    from .evaluation.zero_shot import retention_set_names
+
+    return retention_set_names()
+
 
 # The linear layers of CLIP's two towers that can carry LoRA (transformers' CLIP module names).
 CLIP_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")

@@ -88,7 +88,7 @@ def tiny_clip_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_benchmark():
-    from segp_hf.data.registry import LoadedBenchmark
+    from segp_hf.data.spec import LoadedBenchmark
 
     return LoadedBenchmark(
         train=make_colour_dataset(per_class=6, seed=0),

@@ -11,7 +11,7 @@ import io
 import datasets
 from PIL import Image
 
-from segp_hf.data import benchmarks as B
+from segp_hf.data.protocol_assets import protocol, rapf_imagenet_r_split
 
 
 def _png(value=0):
@@ -28,7 +28,7 @@ def image(path=None):
 
 
 # uoft-cs/cifar100 README dataset_info (seen at aadb3af): fine_label 26 is spelt 'cra'.
-CIFAR100_HUB_FINE = [("cra" if n == "crab" else n) for n in B.protocol("cifar100")["class_names"]]
+CIFAR100_HUB_FINE = [("cra" if n == "crab" else n) for n in protocol("cifar100")["class_names"]]
 CIFAR100_HUB_COARSE = [
     "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables", "household_electrical_devices",
     "household_furniture", "insects", "large_carnivores", "large_man-made_outdoor_things",
@@ -98,7 +98,7 @@ PETS_NAMES = [f"pet breed {i}" for i in range(37)]
 
 def ucf_hub_names():
     """flwrlabs/ucf101's ClassLabel: the 101 UCF101 classInd names, CamelCase ('ApplyEyeMakeup' first)."""
-    camel = [n.replace(" ", "") for n in B.protocol("ucf101")["class_names"]]
+    camel = [n.replace(" ", "") for n in protocol("ucf101")["class_names"]]
     camel = ["HandstandPushups" if n == "HandStandPushups" else n for n in camel]
     return sorted(camel + ["YoYo"])
 
@@ -123,7 +123,7 @@ def fake_cifar100(train_per_class=2, test_per_class=1, drop_test_class=None):
 def rapf_rows(per_class_train=2, per_class_test=1):
     """A few real (wnid/file, side) entries of RAPF's list per class."""
     chosen = {}
-    for key, side in B.rapf_imagenet_r_split().items():
+    for key, side in rapf_imagenet_r_split().items():
         wnid = key.split("/")[0]
         sides = chosen.setdefault(wnid, {"train": [], "test": []})
         if len(sides[side]) < (per_class_train if side == "train" else per_class_test):
@@ -133,7 +133,7 @@ def rapf_rows(per_class_train=2, per_class_test=1):
 
 def fake_imagenet_r(with_paths=True):
     """axiong/imagenet-r: image (Image), wnid (string), class_name (string); one split 'test'."""
-    info = B.protocol("imagenet_r")
+    info = protocol("imagenet_r")
     chosen = rapf_rows()
     rows = {"image": [], "wnid": [], "class_name": []}
     for wnid, name in zip(info["wnids"], info["class_names"]):
@@ -161,7 +161,7 @@ def fake_imagenet1k(train_per_class=2, val_per_class=1, classes=range(106)):
 def fake_cub200():
     """bentrevett/caltech-ucsd-birds-200-2011: image (Image), label (ClassLabel '001.Black_footed_Albatross'),
     bbox (4 floats); train/test."""
-    names = [f"{i + 1:03d}.{n}" for i, n in enumerate(B.protocol("cub200")["class_names"])]
+    names = [f"{i + 1:03d}.{n}" for i, n in enumerate(protocol("cub200")["class_names"])]
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names),
                                   "bbox": datasets.Sequence(datasets.Value("float32"), length=4)})
 

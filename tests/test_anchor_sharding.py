@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 
-from segp_hf.callbacks import gather_shards, shard_bounds
+from segp_hf.run.distributed import gather_shards, shard_bounds
 
 
 def test_shares_cover_every_item_once_in_order():

@@ -3,14 +3,12 @@ deterministic encoders (one whose steps can be worked out by hand, one random li
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 from torch import nn
 
-from segp_hf.anchors import dpgd_attack, select_seeds
-
+from segp_hf.method.anchors import dpgd_attack, select_seeds
 
 # --- select_seeds ------------------------------------------------------------------------------------
 

@@ -11,16 +11,38 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from hub_fakes import (
+    BENCHMARK_HUB_ID,
+    FAKES,
+    PNG,
+    fake_cifar100,
+    fake_imagenet_r,
+    fake_load_dataset,
+    fake_ucf101,
+    ucf_hub_names,
+)
 
 from segp_hf.cli import main
-from segp_hf.config import RecipeError, load_recipe, parse_config
-from segp_hf.data import benchmarks as B
-from segp_hf.data.registry import load_benchmark, resolve_class_order
-from segp_hf.data.scenario import DataError
-from segp_hf.plan import build_plan, dry_run_overrides
-
-from hub_fakes import BENCHMARK_HUB_ID, FAKES, PNG, fake_cifar100, fake_imagenet_r, fake_load_dataset, fake_ucf101, \
-    ucf_hub_names
+from segp_hf.commands.plan import build_plan, dry_run_overrides
+from segp_hf.data.hub_sources import LABEL_ALIASES, SOURCES
+from segp_hf.data.imagenet_r import stratified_test_positions
+from segp_hf.data.labels import NATIVE_LABEL, normalise_name
+from segp_hf.data.protocol_assets import (
+    RAPF_TEMPLATE,
+    imagenet_r_manifest,
+    protocol,
+    rapf_imagenet_r_split,
+)
+from segp_hf.data.registry import load_benchmark
+from segp_hf.data.spec import CARDS, DataError
+from segp_hf.data.ucf101 import middle_frame_positions
+from segp_hf.data.zero_shot_sets import (
+    ZeroShotSet,
+    clip_imagenet_names,
+    load_zero_shot_set,
+)
+from segp_hf.errors import RecipeError
+from segp_hf.recipe import load_recipe, parse_config
 
 RECIPES = Path(__file__).resolve().parents[1] / "segp_hf" / "recipes"
 PAPER_BENCHMARKS = ("cifar100", "imagenet_r", "imagenet_sub", "cub200", "ucf101")
@@ -88,22 +110,22 @@ def data_args_for(benchmark, *overrides):
 
 @pytest.mark.parametrize("name", ["cifar100", "imagenet_r", "imagenet100", "cub200", "ucf101"])
 def test_protocol_orders_are_permutations_and_names_unique_after_normalising(name):
-    info = B.protocol(name)
+    info = protocol(name)
     n = info["num_classes"]
     for key in ("class_order", "class_order_seed1993", "class_order_mgclip"):
         if key in info:
             assert sorted(info[key]) == list(range(n)), key
     assert len(info["class_names"]) == n
-    assert len({B.normalise_name(c) for c in info["class_names"]}) == n
+    assert len({normalise_name(c) for c in info["class_names"]}) == n
 
 
 def test_imagenet_r_manifest_is_the_seeded_stratified_split_of_the_real_counts():
-    manifest = B.imagenet_r_manifest()
-    wnids = B.protocol("imagenet_r")["wnids"]
+    manifest = imagenet_r_manifest()
+    wnids = protocol("imagenet_r")["wnids"]
     counts = [manifest["classes"][w]["n"] for w in wnids]
     assert sum(counts) == 30000 and manifest["n_test"] == 6000 and manifest["n_train"] == 24000
-    assert [manifest["classes"][w]["test"] for w in wnids] == B.stratified_test_positions(counts)
-    rapf = B.rapf_imagenet_r_split()
+    assert [manifest["classes"][w]["test"] for w in wnids] == stratified_test_positions(counts)
+    rapf = rapf_imagenet_r_split()
     assert len(rapf) == 30000 and sum(v == "test" for v in rapf.values()) == 6000
     per_class = {w: 0 for w in wnids}
     for key in rapf:
@@ -118,8 +140,8 @@ def test_imagenet_r_manifest_is_the_seeded_stratified_split_of_the_real_counts()
 
 def test_cifar100_loader_split_order_names_prompts(hub):
     bench = load_benchmark(data_args_for("cifar100"))
-    assert asked(hub) == [("uoft-cs/cifar100", B.SOURCES["cifar100"].revision, "test"),
-                          ("uoft-cs/cifar100", B.SOURCES["cifar100"].revision, "train")]
+    assert asked(hub) == [("uoft-cs/cifar100", SOURCES["cifar100"].revision, "test"),
+                          ("uoft-cs/cifar100", SOURCES["cifar100"].revision, "train")]
     assert (bench.image_column, bench.label_column) == ("img", "fine_label")
     assert (len(bench.train), len(bench.test)) == (200, 100)
     assert bench.class_order[:4] == [87, 0, 52, 58]
@@ -138,8 +160,8 @@ def test_imagenet_r_uses_rapf_list_when_file_names_match(hub):
     assert asked(hub) == [("axiong/imagenet-r", "f4be3aeec67c5214a04365c388ea9d1fc4b74f36", "test")]
     assert "RAPF's split file" in bench.info["split"]
     assert (len(bench.train), len(bench.test)) == (400, 200)
-    rapf = B.rapf_imagenet_r_split()
-    wnids = B.protocol("imagenet_r")["wnids"]
+    rapf = rapf_imagenet_r_split()
+    wnids = protocol("imagenet_r")["wnids"]
     for ds, side in ((bench.train, "train"), (bench.test, "test")):  # stored paths keep the file name only
         files = [p["path"].rsplit("/", 1)[-1] for p in ds.cast_column("image", datasets.Image(decode=False))["image"]]
         keys = [f"{wnids[label]}/{f}" for label, f in zip(ds[bench.label_column], files)]
@@ -209,11 +231,11 @@ def test_ucf101_middle_frame_per_clip_100_classes(monkeypatch, tmp_path, reverse
     assert sorted(len(d) for d in stored) == [101, 202]  # one frame per clip, YoYo's clips still there
     assert (len(bench.train), len(bench.test)) == (200, 100)  # 2 / 1 clips per class, YoYo dropped
     assert set(bench.train["frame"]) == {10} and set(bench.test["frame"]) == {5}
-    names = B.protocol("ucf101")["class_names"]
+    names = protocol("ucf101")["class_names"]
     for row in bench.train.select_columns(["video_id", bench.label_column]):  # label follows the name
-        assert B.normalise_name(row["video_id"]) == "v" + B.normalise_name(names[row[bench.label_column]]) + "g00" \
-            or B.normalise_name(row["video_id"]) == "v" + B.normalise_name(names[row[bench.label_column]]) + "g01"
-    assert (bench.label_column == B.NATIVE_LABEL) == reverse
+        assert normalise_name(row["video_id"]) == "v" + normalise_name(names[row[bench.label_column]]) + "g00" \
+            or normalise_name(row["video_id"]) == "v" + normalise_name(names[row[bench.label_column]]) + "g01"
+    assert (bench.label_column == NATIVE_LABEL) == reverse
     assert bench.class_order[:3] == [68, 56, 78]
     plan = build_plan(data_args_for("ucf101"), bench)
     assert plan.tasks[0].class_names[:3] == ["Pommel Horse", "Parallel Bars", "Shotput"]
@@ -243,34 +265,34 @@ def test_data_dir_save_to_disk_copy(tmp_path, fabricated):
 
 
 def test_zero_shot_sets_fetch_only_their_evaluation_split(hub):
-    food = B.load_zero_shot_set("food101")
+    food = load_zero_shot_set("food101")
     assert asked(hub) == [("ethz/food101", "e06acf2a88084f04bce4d4a525165d68e0a36c38", "validation")]
     assert food.class_names[:3] == ["apple_pie", "baby_back_ribs", "baklava"] and len(food.dataset) == 101
     hub.clear()
-    imagenet = B.load_zero_shot_set("imagenet1k", max_images=5)
+    imagenet = load_zero_shot_set("imagenet1k", max_images=5)
     assert {split for *_, split in asked(hub)} == {"validation"} and len(imagenet.dataset) == 5
     assert len(load_from_kept(hub_cache(), "ILSVRC--imagenet-1k")[0]) == 5  # only the rows asked for are stored
     # CLIP's curated names, not the Hub's first synonyms ('cock', 'kite', 'crane' twice)
     assert imagenet.class_names[:3] == ["tench", "goldfish", "great white shark"]
     assert imagenet.class_names[7] == "rooster" and imagenet.class_names[21] == "kite (bird of prey)"
     assert (imagenet.class_names[134], imagenet.class_names[517]) == ("crane bird", "construction crane")
-    pets = B.load_zero_shot_set("oxford_pets")
+    pets = load_zero_shot_set("oxford_pets")
     assert len(pets.class_names) == 37 and ("timm/oxford-iiit-pet", None, "test") in asked(hub)
     with pytest.raises(DataError, match="unknown zero-shot set"):
-        B.load_zero_shot_set("mnist")
+        load_zero_shot_set("mnist")
 
 
 def test_evaluate_zero_shot_matches_clip_logits(tiny_clip_dir):
     import torch
+    from conftest import TINY_COLOURS, make_colour_dataset
     from transformers import CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
 
-    from conftest import TINY_COLOURS, make_colour_dataset
-    from segp_hf.zero_shot import evaluate_zero_shot
+    from segp_hf.evaluation.zero_shot import evaluate_zero_shot
 
     model = CLIPModel.from_pretrained(tiny_clip_dir).eval()
     processor = CLIPImageProcessor.from_pretrained(tiny_clip_dir)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_clip_dir)
-    zero_shot = B.ZeroShotSet("colours", make_colour_dataset(per_class=3), [f"{c} square" for c in TINY_COLOURS],
+    zero_shot = ZeroShotSet("colours", make_colour_dataset(per_class=3), [f"{c} square" for c in TINY_COLOURS],
                               "a good photo of a {}.")
     accuracy = evaluate_zero_shot(model, processor, tokenizer, zero_shot, batch_size=7)
     data = zero_shot.dataset[:]
@@ -410,8 +432,8 @@ def test_accelerate_configs():
 
 
 def test_benchmark_cards_cover_every_paper_benchmark():
-    assert set(B.CARDS) == set(PAPER_BENCHMARKS)
-    assert json.loads(json.dumps({k: v.paper_avg_last for k, v in B.CARDS.items()}))["cifar100"] == "89.8 / 84.6"
+    assert set(CARDS) == set(PAPER_BENCHMARKS)
+    assert json.loads(json.dumps({k: v.paper_avg_last for k, v in CARDS.items()}))["cifar100"] == "89.8 / 84.6"
 
 
 # ---- Hub spellings, pins, bad input (issue 14) -------------------------------------------------------
@@ -428,23 +450,23 @@ def test_cifar100_hub_spells_crab_cra_and_the_prompt_still_says_crab(hub):
 
 
 def test_labels_not_covering_the_classes_name_the_missing_ones_and_the_aliases(hub, monkeypatch):
-    monkeypatch.setitem(B.LABEL_ALIASES, "cifar100", {})  # without the alias table 'cra' matches nothing
+    monkeypatch.setitem(LABEL_ALIASES, "cifar100", {})  # without the alias table 'cra' matches nothing
     with pytest.raises(DataError, match=r"do not cover 1 of the benchmark's 100 classes \(missing: \['crab'\].*"
                                         r"aliases tried: none"):
         load_benchmark(data_args_for("cifar100"))
-    monkeypatch.setitem(B.LABEL_ALIASES, "cifar100", {"cra": "crab"})
+    monkeypatch.setitem(LABEL_ALIASES, "cifar100", {"cra": "crab"})
     with pytest.raises(DataError, match=r"missing: \['apple', 'aquarium_fish'.*aliases tried: 'cra' -> 'crab'"):
         load_benchmark(data_args_for("cifar100", "--label_column", "coarse_label"))
 
 
 def test_every_dataset_is_pinned_or_says_why_not():
-    for name, source in B.SOURCES.items():
+    for name, source in SOURCES.items():
         if name in ("ucf101", "oxford_pets"):
             assert source.revision is None  # no commit could be read from a public copy (docs/benchmarks.md)
         else:
             assert source.revision and len(source.revision) == 40, name
     doc = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text()
-    for source in B.SOURCES.values():
+    for source in SOURCES.values():
         assert source.dataset_id in doc and (source.revision or "not pinned") in doc
 
 
@@ -483,26 +505,26 @@ def test_middle_frame_positions_hand_computed():
     video = np.array(["v"] * 7)
     clip = np.array(["c"] * 7)
     frame = np.array([3, 1, 2, 0, 1, 2, 3])
-    assert B.middle_frame_positions(label, video, clip, frame).tolist() == [2, 4]
+    assert middle_frame_positions(label, video, clip, frame).tolist() == [2, 4]
 
 
 def test_no_two_prompts_of_any_benchmark_are_equal():
     from segp_hf.data.scenario import prompts_for
 
-    sets = {name: B.protocol(p)["class_names"] for name, p in (("cifar100", "cifar100"), ("imagenet_r", "imagenet_r"),
+    sets = {name: protocol(p)["class_names"] for name, p in (("cifar100", "cifar100"), ("imagenet_r", "imagenet_r"),
             ("imagenet_sub", "imagenet100"), ("cub200", "cub200"), ("ucf101", "ucf101"))}
-    sets["imagenet1k"] = B.clip_imagenet_names()
+    sets["imagenet1k"] = clip_imagenet_names()
     sets["food101"] = __import__("hub_fakes").FOOD101_HUB
     for name, names in sets.items():
-        prompts = prompts_for(names, B.RAPF_TEMPLATE)
+        prompts = prompts_for(names, RAPF_TEMPLATE)
         assert len(set(prompts)) == len(prompts), name
     # the names they replace would fail: first synonyms repeat 'crane' and 'maillot'; CLIP's own list repeats two
     first = [n.split(",")[0] for n in __import__("hub_fakes").IMAGENET_HUB_0_99]
     assert len(set(first)) == len(first)  # (within 0-99 they happen to be unique)
-    clip_raw = B.protocol("imagenet1k")["clip_class_names"]
-    assert len(set(prompts_for(clip_raw, B.RAPF_TEMPLATE))) == 998
+    clip_raw = protocol("imagenet1k")["clip_class_names"]
+    assert len(set(prompts_for(clip_raw, RAPF_TEMPLATE))) == 998
 
 
 def test_clip_imagenet_names_extend_the_shipped_imagenet100_names():
-    assert B.clip_imagenet_names()[:100] == B.protocol("imagenet100")["class_names"]
-    assert len(B.clip_imagenet_names()) == 1000 and "openai/CLIP" in B.protocol("imagenet1k")["source"]
+    assert clip_imagenet_names()[:100] == protocol("imagenet100")["class_names"]
+    assert len(clip_imagenet_names()) == 1000 and "openai/CLIP" in protocol("imagenet1k")["source"]

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import torch
+from test_trainer import _setup
 from transformers import TrainerControl, TrainerState
 
-from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback, encode_dataset
-from segp_hf.modeling import adapter_disabled, encode_images, encode_texts
-from segp_hf.prototypes import transfer_prototypes
-from test_trainer import _setup
+from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
+from segp_hf.method.prototypes import transfer_prototypes
+from segp_hf.modeling.student import (
+    adapter_disabled,
+    encode_dataset,
+    encode_images,
+    encode_texts,
+)
 
 
 def _perturb_lora_B(model, seed=0):

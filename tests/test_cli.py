@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import yaml
-
 from conftest import tiny_settings
+
 from segp_hf import cli
-from segp_hf.config import load_recipe, parse_config
+from segp_hf.recipe import load_recipe, parse_config
 
 
 def test_command_line_overrides_recipe(tmp_path):
@@ -59,8 +59,9 @@ def test_unknown_benchmark_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_train_command_runs_a_recipe(tiny_clip_dir, tmp_path, monkeypatch):
+    from conftest import TEMPLATE, TINY_COLOURS, make_colour_dataset
+
     from segp_hf.data import registry
-    from conftest import TINY_COLOURS, TEMPLATE, make_colour_dataset
 
     tiny = registry.BenchmarkSpec(
         "tiny-colours", "test colours",
@@ -79,7 +80,7 @@ def test_train_command_runs_a_recipe(tiny_clip_dir, tmp_path, monkeypatch):
 
 
 def test_ablate_writes_table(tiny_clip_dir, tiny_benchmark, tmp_path):
-    from segp_hf.ablation import run_ablation
+    from segp_hf.commands.ablate import run_ablation
 
     recipe = tiny_settings(tiny_clip_dir, tmp_path / "unused", num_tasks=2)
     rows = run_ablation(recipe, [], seeds=2, output_dir=tmp_path, variants=["lora", "segp-cl"], benchmark=tiny_benchmark)
@@ -99,7 +100,7 @@ def test_ablate_writes_table(tiny_clip_dir, tiny_benchmark, tmp_path):
 
 
 def test_same_seed_same_results(tiny_clip_dir, tiny_benchmark, tmp_path):
-    from segp_hf.continual import run_continual
+    from segp_hf.run.continual import run_continual
 
     results = []
     for name in ("a", "b"):

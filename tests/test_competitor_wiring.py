@@ -9,13 +9,13 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_settings
 from transformers import default_data_collator
 
-from conftest import tiny_settings
-from segp_hf.config import parse_config
-from segp_hf.continual import ContinualRunner
-from segp_hf.modeling import clip_of
-from segp_hf.variants import mg_clip, rapf
+from segp_hf.modeling.student import clip_of
+from segp_hf.recipe import parse_config
+from segp_hf.run.continual import ContinualRunner
+from segp_hf.variants.rapf import math as rapf
 
 FAST = dict(num_train_epochs=2, per_device_train_batch_size=4, mgclip_epochs="fixed", mgclip_agent_batch_size=4,
             rapf_threshold=2.0)
@@ -153,7 +153,7 @@ def trainer_old(trainer):
 @pytest.fixture(autouse=True)
 def _remember_w_old(monkeypatch):
     """Keep W_old as the task started (the state drops it after the fusion) for the fusion test."""
-    from segp_hf.variants.rapf_trainer import RAPFTrainer
+    from segp_hf.variants.rapf.trainer import RAPFTrainer
 
     original = RAPFTrainer.__init__
 
@@ -259,7 +259,7 @@ def test_mgclip_predicts_with_the_1_to_4_mixture_and_the_clip_path_for_future_ta
 
 
 def test_mgclip_auto_epochs_probe_the_first_task_once(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
-    from segp_hf.variants import mgclip_trainer
+    from segp_hf.variants.mg_clip import trainer as mgclip_trainer
 
     calls = []
     monkeypatch.setattr(mgclip_trainer, "probe_epochs", lambda model, state, args: calls.append(state.task) or 3)

@@ -7,16 +7,16 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
-
 from conftest import tiny_settings
-from segp_hf import checkpoints as ckpt
-from segp_hf.config import load_recipe, parse_config
-from segp_hf.continual import run_continual
-from segp_hf.modeling import clip_of
-from segp_hf.variants.mgclip_trainer import MGCLIPTrainer
-from segp_hf.variants.rapf_trainer import RAPFTrainer
+from safetensors.torch import load_file
 from test_continual import _check_matrix_against_checkpoints, killed_as_task_starts
+
+from segp_hf.modeling.student import clip_of
+from segp_hf.recipe import load_recipe, parse_config
+from segp_hf.run import checkpoints as ckpt
+from segp_hf.run.continual import run_continual
+from segp_hf.variants.mg_clip.trainer import MGCLIPTrainer
+from segp_hf.variants.rapf.trainer import RAPFTrainer
 
 COMPETITORS = ("rapf", "mg-clip")
 # Tiny runs: the published epochs and batch are far too many for seconds; explicit keys win over them.
@@ -86,7 +86,7 @@ def test_runs_save_their_state_and_load_task_predicts_like_the_run(runs, tiny_be
     with pytest.raises(ckpt.DamagedCheckpointError, match="variant_state.safetensors.*missing"):
         (folder / "task-2" / "variant_state.safetensors").rename(folder / "moved")
         try:
-            from segp_hf import load_task
+            from segp_hf.hub.inference import load_task
 
             load_task(str(folder), task=2)
         finally:
@@ -136,11 +136,10 @@ def test_rapf_retention_scores_held_out_sets_with_its_adapter(tiny_clip_dir, tin
     frozen CLIP alone would show no forgetting by construction); before, by the pretrained CLIP."""
     from transformers import AutoTokenizer, CLIPModel
 
-    from segp_hf import load_task
-    from segp_hf.preprocessing import build_image_processor
-    from segp_hf.retention import load_retention_set
+    from segp_hf.evaluation.zero_shot import evaluate_zero_shot, load_retention_set
+    from segp_hf.hub.inference import load_task
+    from segp_hf.modeling.preprocessing import build_image_processor
     from segp_hf.variants.registry import held_out_scorer
-    from segp_hf.zero_shot import evaluate_zero_shot
 
     results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, "rapf", num_tasks=2, zero_shot_sets=["shapes_heldout"],
                    zero_shot_max_images=30)

@@ -7,11 +7,13 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import tiny_settings
-from segp_hf import checkpoints as ckpt
-from segp_hf.config import VARIANTS, RecipeError, method_switches, parse_config
-from segp_hf.continual import ContinualRunner, run_continual
+
+from segp_hf.errors import RecipeError
+from segp_hf.method.switches import VARIANTS, method_switches
+from segp_hf.recipe import parse_config
+from segp_hf.run import checkpoints as ckpt
+from segp_hf.run.continual import ContinualRunner, run_continual
 
 
 def _run(tiny_clip_dir, tiny_benchmark, output_dir, **overrides):
@@ -38,8 +40,8 @@ def _task_accuracy(loaded, benchmark, classes):
 def _check_matrix_against_checkpoints(output_dir, results, benchmark, merge=False):
     """Every seen entry of the accuracy matrix equals the accuracy of that task's saved checkpoint, and
     every metric equals its definition applied to the matrix."""
-    from segp_hf import load_task
-    from segp_hf.metrics import continual_metrics
+    from segp_hf.evaluation.metrics import continual_metrics
+    from segp_hf.hub.inference import load_task
 
     matrix = results["acc_matrix"]
     for task in range(len(matrix)):
@@ -285,10 +287,9 @@ def test_zero_shot_retention_scores_the_pretrained_clip_before_and_the_last_task
         tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
     from transformers import AutoTokenizer, CLIPModel
 
-    from segp_hf import load_task
-    from segp_hf.zero_shot import evaluate_zero_shot
-    from segp_hf.preprocessing import build_image_processor
-    from segp_hf.retention import load_retention_set
+    from segp_hf.evaluation.zero_shot import evaluate_zero_shot, load_retention_set
+    from segp_hf.hub.inference import load_task
+    from segp_hf.modeling.preprocessing import build_image_processor
 
     results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, num_tasks=2, zero_shot_sets=["shapes_heldout"],
                    zero_shot_max_images=30, learning_rate=0.2)

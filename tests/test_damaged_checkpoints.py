@@ -8,13 +8,14 @@ import shutil
 
 import pytest
 import torch
+from conftest import tiny_settings
 from safetensors.torch import save_file
 
-from conftest import tiny_settings
-from segp_hf import checkpoints as ckpt
-from segp_hf import cli, inference
-from segp_hf.config import parse_config
-from segp_hf.continual import run_continual
+from segp_hf import cli
+from segp_hf.hub import inference
+from segp_hf.recipe import parse_config
+from segp_hf.run import checkpoints as ckpt
+from segp_hf.run.continual import run_continual
 
 BENCH = "tiny-colours"
 TASK_FILES = ["adapter_model.safetensors", "adapter_config.json", "prototypes.safetensors", "classes.json",

@@ -6,15 +6,17 @@ import json
 
 import pytest
 import torch
-
 from conftest import tiny_settings
-from segp_hf import cli, drift
-from segp_hf.config import parse_config
-from segp_hf.continual import run_continual
-from segp_hf.diagnostics import DIAGNOSTICS_FILE, GROUP_PLOT, NEIGHBOURHOOD_PLOT, diagnose_run, group_means
-from segp_hf.inference import load_task
-from segp_hf.model_card import build_model_card
-from segp_hf.modeling import adapter_disabled, encode_texts
+
+from segp_hf import cli
+from segp_hf.commands.diagnose import GROUP_PLOT, NEIGHBOURHOOD_PLOT, diagnose_run
+from segp_hf.evaluation import drift
+from segp_hf.evaluation.drift import DIAGNOSTICS_FILE, group_means
+from segp_hf.hub.inference import load_task
+from segp_hf.hub.model_card import build_model_card
+from segp_hf.modeling.student import adapter_disabled, encode_texts
+from segp_hf.recipe import parse_config
+from segp_hf.run.continual import run_continual
 
 
 def _train(tiny_clip_dir, tiny_benchmark, output_dir, **overrides):
@@ -127,6 +129,7 @@ def test_model_card_section(segp_run, tiny_benchmark, tmp_path):
 
 def test_cli_diagnose(segp_run, tiny_clip_dir, tmp_path, monkeypatch, capsys):
     from conftest import TEMPLATE, TINY_COLOURS, make_colour_dataset
+
     from segp_hf.data import registry
 
     tiny = registry.BenchmarkSpec(

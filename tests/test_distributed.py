@@ -29,11 +29,11 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
+from conftest import make_colour_dataset, save_tiny_clip, tiny_settings
 from safetensors.torch import load_file
 
-from conftest import make_colour_dataset, save_tiny_clip, tiny_settings
-from segp_hf import checkpoints as ckpt
 from segp_hf import cli
+from segp_hf.run import checkpoints as ckpt
 
 TEST_PER_CLASS = 4
 CLASSES_PER_TASK = 2

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from segp_hf import drift
-from segp_hf.losses import tsgr_loss
+from segp_hf.evaluation import drift
+from segp_hf.method.losses import tsgr_loss
 
 SQRT_HALF = math.sqrt(0.5)
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 
 import torch
+from test_trainer import _setup
 from transformers import default_data_collator
 
-from segp_hf.config import method_switches
-from segp_hf.modeling import encode_images, encode_texts
-from segp_hf.evaluation import (class_prototypes, dual_path_scores, effective_beta, evaluated_tasks, round_batches,
-                                scored_classes)
+from segp_hf.evaluation.rounds import evaluated_tasks, round_batches, scored_classes
+from segp_hf.method.prototypes import class_prototypes, dual_path_scores, effective_beta
+from segp_hf.method.switches import method_switches
+from segp_hf.modeling.student import encode_images, encode_texts
 from segp_hf.trainer import SeGPTrainer
-from test_trainer import _setup
 
 
 def test_dual_path_scores_by_hand():

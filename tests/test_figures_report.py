@@ -3,19 +3,22 @@ a headless Chromium when one is installed), and the grouped `train --help`."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 
 import pytest
-
 from conftest import tiny_settings
+
 from segp_hf import cli
-from segp_hf.ablation import ABLATION_FIGURES, figure_links, write_ablation_figures
-from segp_hf.config import parse_config
-from segp_hf.continual import run_continual
-from segp_hf.figures import seen_curve
-from segp_hf.html_report import differing_settings, load_run, write_report
+from segp_hf.commands.ablate import (
+    ABLATION_FIGURES,
+    figure_links,
+    write_ablation_figures,
+)
+from segp_hf.commands.report import differing_settings, load_run, write_report
+from segp_hf.recipe import parse_config
+from segp_hf.run.continual import run_continual
+from segp_hf.run.results import seen_curve
 
 
 def test_seen_curve_is_the_weighted_accuracy_over_seen_tasks():
@@ -96,7 +99,7 @@ def test_train_help_groups_our_settings_and_points_to_training_arguments(capsys)
     run = text[positions[3]:]
     assert "--learning_rate" in run and "[0.001]" in run and "--report_to" in run
     assert "TrainingArguments" in text and "--adafactor" not in text  # the rest: transformers' docs
-    from segp_hf.settings_help import setting_groups
+    from segp_hf.recipe import setting_groups
 
     for members in setting_groups().values():  # each of our settings once, with its default
         for field in members:
@@ -104,7 +107,7 @@ def test_train_help_groups_our_settings_and_points_to_training_arguments(capsys)
 
 
 def test_quiet_and_debug_set_the_console_mode(monkeypatch):
-    from segp_hf import console
+    from segp_hf.run import console
 
     seen = []
     monkeypatch.setattr(cli, "_train", lambda args, overrides: seen.append(console.mode()))

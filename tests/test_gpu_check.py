@@ -1,6 +1,5 @@
 """benchmarks/gpu_check.py in its tiny CPU mode, so the one-command GPU check cannot rot."""
 
-import sys
 from pathlib import Path
 
 import pytest

@@ -11,14 +11,17 @@ from unittest import mock
 
 import pytest
 import torch
+from conftest import tiny_settings
 from huggingface_hub import HfApi, ModelCard
 
-from conftest import tiny_settings
-from segp_hf import checkpoints as ckpt
-from segp_hf import cli, hub, inference
-from segp_hf.config import RecipeError, parse_config
-from segp_hf.continual import ContinualRunner, build_scenario, run_continual
+from segp_hf import cli
 from segp_hf.data.pixel_cache import model_pixels
+from segp_hf.errors import RecipeError
+from segp_hf.hub import inference
+from segp_hf.hub import push as hub
+from segp_hf.recipe import parse_config
+from segp_hf.run import checkpoints as ckpt
+from segp_hf.run.continual import ContinualRunner, build_scenario, run_continual
 
 REPO = "someone/segp-tiny"
 BENCH = "tiny-colours"
@@ -297,7 +300,7 @@ def test_train_resume_from_continues_the_sequence(pushed_run, tiny_registry, tmp
 def test_the_old_homes_of_moved_names_still_answer():
     """load_task / LoadedTask moved from hub.py to inference.py: the old import place warns and hands the new one."""
     import segp_hf
-    from segp_hf import model_card
+    from segp_hf.hub import model_card
 
     with pytest.warns(DeprecationWarning, match="segp_hf.inference.load_task"):
         assert hub.load_task is inference.load_task

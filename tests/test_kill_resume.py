@@ -15,12 +15,12 @@ import datasets
 import pytest
 import torch
 import yaml
+from conftest import make_colour_dataset, tiny_settings
 from safetensors.torch import load_file
 
-from conftest import make_colour_dataset, tiny_settings
-from segp_hf import checkpoints as ckpt
-from segp_hf.config import load_recipe, parse_config
-from segp_hf.continual import run_continual
+from segp_hf.recipe import load_recipe, parse_config
+from segp_hf.run import checkpoints as ckpt
+from segp_hf.run.continual import run_continual
 
 EPOCHS = 4  # 3 steps per epoch: a checkpoint at step 3 and 9 steps still to go when the kill lands
 

@@ -9,8 +9,7 @@ import math
 import pytest
 import torch
 
-from segp_hf.losses import acgd_loss, tsgr_loss
-
+from segp_hf.method.losses import acgd_loss, tsgr_loss
 
 # --- plain-Python reference arithmetic (independent of torch) ---------------------------------------
 

@@ -8,7 +8,7 @@ import evaluate
 import numpy as np
 import pytest
 
-from segp_hf.metrics import AccuracyMetric, continual_metrics
+from segp_hf.evaluation.metrics import AccuracyMetric, continual_metrics
 
 # R[i][j] = accuracy on task j after training task i (row i = after task i; entries above the diagonal are
 # zero-shot accuracies on tasks not yet learned).

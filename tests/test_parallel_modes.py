@@ -5,12 +5,14 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
+from conftest import tiny_settings
 from transformers import TrainingArguments, default_data_collator
 
-from conftest import tiny_settings
 from segp_hf import cli
-from segp_hf.config import RecipeError, SeGPConfig, config_to_dict, load_recipe, parse_config
-from segp_hf.parallel import check_parallel_mode, per_device_batch
+from segp_hf.config import SeGPConfig
+from segp_hf.errors import RecipeError
+from segp_hf.recipe import config_to_dict, load_recipe, parse_config
+from segp_hf.run.distributed import check_parallel_mode, per_device_batch
 
 
 def test_per_device_batch_from_the_global_batch():
@@ -73,7 +75,7 @@ def test_deepspeed_and_fsdp_are_refused(monkeypatch):
 
 
 def test_the_runner_refuses_before_building_any_model(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
-    import segp_hf.continual as continual
+    import segp_hf.run.continual as continual
 
     built = []
     monkeypatch.setattr(continual, "build_lora_clip", lambda *a, **k: built.append(1))
@@ -87,7 +89,7 @@ def test_the_runner_refuses_before_building_any_model(tiny_clip_dir, tiny_benchm
 
 def test_rapf_is_refused_on_several_processes_before_any_model(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
     """RAPF's W lives outside the DDP wrapper: its gradient would not be averaged across ranks."""
-    import segp_hf.continual as continual
+    import segp_hf.run.continual as continual
 
     built = []
     monkeypatch.setattr(continual, "build_lora_clip", lambda *a, **k: built.append(1))
@@ -103,8 +105,9 @@ def test_rapf_is_refused_on_several_processes_before_any_model(tiny_clip_dir, ti
 def test_the_trainer_refuses_what_its_accelerator_set_up(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
     """An accelerate config file can enable DeepSpeed/FSDP with no TrainingArguments field: the trainer checks
     what its accelerator really built."""
-    from segp_hf.trainer import SeGPTrainer
     from test_trainer import _setup
+
+    from segp_hf.trainer import SeGPTrainer
 
     model, config, scenario, state, train = _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=0)
     original = SeGPTrainer.create_accelerator_and_postprocess

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import torch
+from conftest import tiny_settings
 from peft import PeftModel
 from transformers import CLIPModel, default_data_collator
 
-from conftest import tiny_settings
 from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
-from segp_hf.config import method_switches, parse_config
-from segp_hf.continual import build_scenario
 from segp_hf.data.scenario import prompts_for, tokenize_prompts
-from segp_hf.modeling import build_lora_clip, encode_images, encode_texts, logit_scale_of, merged_copy
-from segp_hf.task_state import TaskState
+from segp_hf.method.switches import method_switches
+from segp_hf.method.task_state import TaskState
+from segp_hf.modeling.student import (
+    build_lora_clip,
+    encode_images,
+    encode_texts,
+    logit_scale_of,
+    merged_copy,
+)
+from segp_hf.recipe import parse_config
+from segp_hf.run.continual import build_scenario
 from segp_hf.trainer import SeGPTrainer
 
 
@@ -160,7 +167,7 @@ def _tsgr_per_step(student_text, reference_text, roots, neighbours, temperature)
 
 
 def test_cached_acgd_targets_are_bit_identical_to_per_step_ones():
-    from segp_hf.losses import acgd_loss, acgd_teacher_targets
+    from segp_hf.method.losses import acgd_loss, acgd_teacher_targets
 
     generator = torch.Generator().manual_seed(7)
     for anchors, old, drawn in ((450, 90, 32), (10, 2, 8), (37, 13, 37)):
@@ -178,7 +185,7 @@ def test_cached_acgd_targets_are_bit_identical_to_per_step_ones():
 
 
 def test_cached_tsgr_reference_targets_are_bit_identical_to_per_step_ones():
-    from segp_hf.losses import tsgr_loss, tsgr_neighbours, tsgr_reference_targets
+    from segp_hf.method.losses import tsgr_loss, tsgr_neighbours, tsgr_reference_targets
 
     generator = torch.Generator().manual_seed(8)
     for seen, start, k in ((100, 90, 10), (20, 10, 10), (4, 2, 3)):
@@ -195,7 +202,7 @@ def test_cached_tsgr_reference_targets_are_bit_identical_to_per_step_ones():
 
 
 def test_trainer_recomputes_the_cached_targets_for_new_anchors_and_reference(tiny_clip_dir, tiny_benchmark, tmp_path):
-    from segp_hf.task_state import AnchorSet
+    from segp_hf.method.anchors import AnchorSet
 
     trainer, scenario, state = _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path)
     generator = torch.Generator().manual_seed(9)

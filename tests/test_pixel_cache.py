@@ -13,15 +13,23 @@ import datasets
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_settings
 from PIL import Image
 from transformers import CLIPImageProcessor, default_data_collator
 
-from conftest import tiny_settings
-from segp_hf.config import parse_config
-from segp_hf.continual import ContinualRunner
-from segp_hf.data import pixel_cache, scenario as scenario_module
-from segp_hf.data.pixel_cache import CachePlan, PixelNormalizer, PixelStore, model_pixels, plan_cache
-from segp_hf.data.scenario import ClassIncrementalScenario, DataError
+from segp_hf.data import pixel_cache
+from segp_hf.data import scenario as scenario_module
+from segp_hf.data.pixel_cache import (
+    CachePlan,
+    PixelNormalizer,
+    PixelStore,
+    model_pixels,
+    plan_cache,
+)
+from segp_hf.data.scenario import ClassIncrementalScenario
+from segp_hf.data.spec import DataError
+from segp_hf.recipe import parse_config
+from segp_hf.run.continual import ContinualRunner
 
 
 def _encoded(image: Image.Image, fmt: str) -> dict:
@@ -114,8 +122,8 @@ SHAPES_RUN = dict(num_tasks=2, num_train_epochs=1, per_device_train_batch_size=1
 @pytest.fixture(scope="module")
 def short_shapes():
     """The shapes world (shifted domain) with 2 train and 2 test images per class: the recipe's data, small."""
-    from segp_hf.data.registry import LoadedBenchmark
     from segp_hf.data.shapes import TASK_CLASSES, make_shapes_dataset
+    from segp_hf.data.spec import LoadedBenchmark
 
     return LoadedBenchmark(
         train=make_shapes_dataset("shifted", "train", images_per_class=2, seed=0),
@@ -125,8 +133,8 @@ def short_shapes():
 
 
 def _shapes_run(benchmark, output_dir, **overrides):
-    from segp_hf.config import load_recipe
-    from segp_hf.continual import run_continual
+    from segp_hf.recipe import load_recipe
+    from segp_hf.run.continual import run_continual
 
     recipe = {**load_recipe("recipes/shapes.yaml"), **SHAPES_RUN, "output_dir": str(output_dir), **overrides}
     run_continual(*parse_config(recipe), benchmark=benchmark)
@@ -168,7 +176,7 @@ def test_budget_fallbacks_are_announced(tmp_path, caplog):
 
 def test_a_run_refuses_an_unknown_cache_mode(tmp_path, tiny_clip_dir, tiny_benchmark):
     """Refused with the other settings, before any model or data (validation.RULES)."""
-    from segp_hf.config import RecipeError
+    from segp_hf.errors import RecipeError
 
     settings = tiny_settings(tiny_clip_dir, tmp_path, pixel_cache="ram")
     with pytest.raises(RecipeError, match="pixel_cache='ram' is not valid.*choose one of: memory, disk, off"):
@@ -219,7 +227,7 @@ def test_pixel_store_on_disk_is_a_file_under_the_output_dir(tmp_path):
 # ---------------------------------------------------------------------------------------------- resume
 def test_resume_puts_prototypes_on_the_training_device(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
     settings = tiny_settings(tiny_clip_dir, tmp_path / "run", num_tasks=2)
-    from segp_hf.continual import run_continual
+    from segp_hf.run.continual import run_continual
 
     run_continual(*parse_config(settings), benchmark=tiny_benchmark)
     runner = ContinualRunner(*parse_config(settings), benchmark=tiny_benchmark)

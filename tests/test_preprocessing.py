@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segp_hf.config import config_to_dict, parse_config
-from segp_hf.preprocessing import OpenAICLIPTransform, build_image_processor
+from segp_hf.modeling.preprocessing import OpenAICLIPTransform, build_image_processor
+from segp_hf.recipe import config_to_dict, parse_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from preprocessing_diff import MEAN, STD, photo_like, reference  # noqa: E402
@@ -65,7 +65,7 @@ def test_openai_mode_is_built_from_the_checkpoint_config_and_recorded_in_setting
 
 
 def test_unknown_preprocessing_is_a_recipe_error():
-    from segp_hf.config import RecipeError
+    from segp_hf.errors import RecipeError
 
     with pytest.raises(RecipeError, match="image_preprocessing='torchvision' is not valid"):
         build_image_processor(TOY, mode="torchvision")

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from segp_hf.prototypes import dual_path_logits, transfer_prototypes
+from segp_hf.method.prototypes import dual_path_logits, transfer_prototypes
 
 
 def cos(u, v):

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import tiny_settings
+from test_pixel_cache import _photo_dataset
 from transformers import CLIPImageProcessor, default_data_collator
 
-from conftest import tiny_settings
-from segp_hf.callbacks import encode_dataset
-from segp_hf.config import method_switches, parse_config
-from segp_hf.continual import build_scenario
-from segp_hf.data.pixel_cache import CachedSplit, CachePlan, ReadyBatch, ready_batches
+from segp_hf.data.pixel_cache import CachePlan
+from segp_hf.data.ready_batches import CachedSplit, ReadyBatch, ready_batches
 from segp_hf.data.scenario import ClassIncrementalScenario
-from segp_hf.modeling import build_lora_clip, logit_scale_of
-from segp_hf.task_state import TaskState
+from segp_hf.method.switches import method_switches
+from segp_hf.method.task_state import TaskState
+from segp_hf.modeling.student import build_lora_clip, encode_dataset, logit_scale_of
+from segp_hf.recipe import parse_config
+from segp_hf.run.continual import build_scenario
 from segp_hf.trainer import SeGPTrainer
-from test_pixel_cache import _photo_dataset
 
 
 def _scenarios(count=10):
@@ -68,6 +69,7 @@ def test_whole_batches_equal_the_row_path_and_the_uncached_pixels():
 @pytest.fixture
 def trainer_parts(tiny_clip_dir, tiny_benchmark, tmp_path):
     from transformers import AutoTokenizer
+
     from segp_hf.data.scenario import prompts_for, tokenize_prompts
 
     model_args, data_args, config = parse_config(tiny_settings(tiny_clip_dir, tmp_path, per_device_train_batch_size=4))

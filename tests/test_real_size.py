@@ -35,7 +35,7 @@ def test_fabricated_tokenizer_gives_each_cifar_class_its_own_prompt(tmp_path, mo
     from hub_fakes import CIFAR100_HUB_FINE
     from transformers import AutoTokenizer
 
-    from segp_hf.modeling import build_lora_clip, encode_texts
+    from segp_hf.modeling.student import build_lora_clip, encode_texts
 
     path = real_size.save_model(tmp_path / "m", True, real_size.cifar_words())
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -6,15 +6,13 @@ import json
 import os
 
 import pytest
-import torch
-
 from conftest import TEMPLATE, make_colour_dataset, tiny_settings
-from segp_hf import checkpoints as ckpt
-from segp_hf.callbacks import TrainingDivergedError
-from segp_hf.config import RecipeError, parse_config
-from segp_hf.continual import ContinualRunner, run_continual
-from segp_hf.data.registry import LoadedBenchmark
-from segp_hf.data.scenario import DataError
+
+from segp_hf.data.spec import DataError, LoadedBenchmark
+from segp_hf.errors import RecipeError, TrainingDivergedError
+from segp_hf.recipe import parse_config
+from segp_hf.run import checkpoints as ckpt
+from segp_hf.run.continual import ContinualRunner
 from segp_hf.trainer import SeGPTrainer
 
 
@@ -42,7 +40,7 @@ def test_nan_loss_stops_the_task_and_keeps_earlier_checkpoints(tiny_clip_dir, ti
 
 def test_after_divergence_a_branch_with_a_lower_learning_rate_goes_on(tiny_clip_dir, tiny_benchmark, tmp_path):
     """The advice of the divergence message: --resume_from OUT@task-k --output_dir NEW with new settings."""
-    from segp_hf.hub import fetch_task_dirs
+    from segp_hf.hub.tasks import fetch_task_dirs
 
     first = tmp_path / "first"
     _runner(tiny_clip_dir, tiny_benchmark, first).run()

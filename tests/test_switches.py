@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 import segp_hf
-from segp_hf.switches import VARIANTS, method_switches
+from segp_hf.method.switches import VARIANTS, method_switches
 
 PACKAGE = Path(segp_hf.__file__).parent
 

@@ -11,13 +11,13 @@ import re
 import warnings
 
 import pytest
+from conftest import tiny_settings
 from transformers import TrainerState
 
-from conftest import tiny_settings
-from segp_hf import console
-from segp_hf.config import parse_config
-from segp_hf.continual import run_continual
-from segp_hf.tracking import GlobalStepForwarder, TrackerRun
+from segp_hf.recipe import parse_config
+from segp_hf.run import console
+from segp_hf.run.continual import run_continual
+from segp_hf.run.tracking import GlobalStepForwarder, TrackerRun
 
 pytest.importorskip("tensorboard")
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import torch
+from conftest import tiny_settings
 from transformers import default_data_collator
 
-from conftest import tiny_settings
 from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
-from segp_hf.config import method_switches, parse_config
-from segp_hf.continual import build_scenario
 from segp_hf.data.scenario import prompts_for, tokenize_prompts
-from segp_hf.modeling import build_lora_clip, logit_scale_of
-from segp_hf.task_state import AnchorSet, TaskState
+from segp_hf.method.anchors import AnchorSet
+from segp_hf.method.switches import method_switches
+from segp_hf.method.task_state import TaskState
+from segp_hf.modeling.student import build_lora_clip, logit_scale_of
+from segp_hf.recipe import parse_config
+from segp_hf.run.continual import build_scenario
 from segp_hf.trainer import SeGPTrainer
 
 

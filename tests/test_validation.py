@@ -14,8 +14,10 @@ import pytest
 import torch
 import yaml
 
-from segp_hf import cli, setting_checks, validation
-from segp_hf.config import ARGUMENT_CLASSES, parse_config
+from segp_hf import cli, validation
+from segp_hf import validation as setting_checks
+from segp_hf.config import ARGUMENT_CLASSES
+from segp_hf.recipe import parse_config
 
 README = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"  
 
@@ -35,8 +37,9 @@ def numeric_settings() -> list[str]:
 @pytest.fixture
 def nothing_built(monkeypatch):
     """Fails the test if a model is built or data is loaded."""
-    from segp_hf import continual, plan
+    from segp_hf.commands import plan
     from segp_hf.data import registry
+    from segp_hf.run import continual
 
     def forbidden(*args, **kwargs):
         raise AssertionError("a model was built or data loaded before the settings were refused")
@@ -93,7 +96,7 @@ def test_every_numeric_command_argument_has_a_rule(capsys):
 
 
 def test_defaults_and_shipped_recipes_pass():
-    from segp_hf.plan import dry_run_overrides
+    from segp_hf.commands.plan import dry_run_overrides
 
     parse_config({}, [])
     recipes = sorted((Path(validation.__file__).parent / "recipes").glob("*.yaml"))
@@ -189,13 +192,14 @@ def test_allowed_combinations_are_not_refused():
 
 
 def test_registry_class_counts_match_the_data():
-    from segp_hf.data import benchmarks, registry
+    from segp_hf.data import registry
+    from segp_hf.data.protocol_assets import protocol
     from segp_hf.data.shapes import TASK_CLASSES
 
     assert registry.BENCHMARKS["shapes"].num_classes == len(TASK_CLASSES)
     for name, file in (("cifar100", "cifar100"), ("imagenet_r", "imagenet_r"), ("imagenet_sub", "imagenet100"),
                        ("cub200", "cub200"), ("ucf101", "ucf101")):
-        assert registry.BENCHMARKS[name].num_classes == benchmarks.protocol(file)["num_classes"]
+        assert registry.BENCHMARKS[name].num_classes == protocol(file)["num_classes"]
 
 
 # ---------------------------------------------------------------------------------------- README
@@ -209,7 +213,7 @@ def test_readme_troubleshooting_is_the_table():
 
 def test_a_new_command_inherits_the_error_handling(monkeypatch, capsys):
     """A command added later (diagnose, report, ...) gets --debug and exit 2 for user errors without doing anything."""
-    from segp_hf.checkpoints import DamagedCheckpointError
+    from segp_hf.errors import DamagedCheckpointError
 
     build = cli.build_parser
 

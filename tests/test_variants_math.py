@@ -8,7 +8,9 @@ import math
 import pytest
 import torch
 
-from segp_hf.variants import mg_clip, rapf, schedules
+from segp_hf.variants import schedules
+from segp_hf.variants.mg_clip import math as mg_clip
+from segp_hf.variants.rapf import math as rapf
 
 
 def close(actual, expected, atol=1e-5):

@@ -11,15 +11,22 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_settings
+from test_trainer import _setup
 from transformers import default_data_collator
 
-from conftest import tiny_settings
-from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback, build_anchors, encode_dataset, update_prototypes
-from segp_hf.config import SeGPConfig, load_recipe, parse_config
-from segp_hf.modeling import build_lora_clip, clip_of, encode_texts
-from segp_hf.task_state import AnchorSet
+from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
+from segp_hf.config import SeGPConfig
+from segp_hf.method.anchors import AnchorSet, build_anchors
+from segp_hf.method.prototypes import update_prototypes
+from segp_hf.modeling.student import (
+    build_lora_clip,
+    clip_of,
+    encode_dataset,
+    encode_texts,
+)
+from segp_hf.recipe import load_recipe, parse_config
 from segp_hf.trainer import SeGPTrainer
-from test_trainer import _setup
 
 
 def _features(model, pixel_values=None, text_inputs=None):
@@ -249,7 +256,7 @@ def test_lora_A_and_base_weights_never_change_in_a_task_with_acgd_and_tsgr(tiny_
 @pytest.mark.parametrize("trainable", ["B", "AB"])
 def test_switching_the_adapter_off_leaves_the_trainable_set_as_it_was(tiny_clip_dir, trainable):
     """SeGP-CL (B only) and MG-CLIP (A and B): retention's and TSGR's pretrained pass must change neither."""
-    from segp_hf.modeling import adapter_disabled
+    from segp_hf.modeling.student import adapter_disabled
 
     model = build_lora_clip(tiny_clip_dir, r=4, trainable=trainable)
     before = {n: p.requires_grad for n, p in model.named_parameters()}
@@ -286,7 +293,7 @@ def test_the_trainer_builds_sgd_momentum_09_no_decay_with_cosine_decay(tiny_clip
 
 def test_no_gradient_clipping_by_default_and_the_norm_is_still_logged(tiny_clip_dir, tiny_benchmark, tmp_path,
                                                                        monkeypatch):
-    from segp_hf.config import default_settings
+    from segp_hf.recipe import default_settings
 
     clipped = []
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
@@ -309,7 +316,8 @@ def test_vit_b16_has_the_papers_3_44m_trainable_parameters():
     from peft import get_peft_model
     from transformers import CLIPConfig, CLIPModel
 
-    from segp_hf.modeling import freeze_lora_A, lora_config, peft_wrapping
+    from segp_hf.modeling.student import lora_config, peft_wrapping
+    from segp_hf.modeling.student import train_only_lora_B as freeze_lora_A
 
     config = CLIPConfig(
         text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
@@ -376,7 +384,7 @@ def test_bf16_predictions_equal_float32_ones_where_the_margin_exceeds_float_roun
 
 
 def test_tower_outputs_are_float32_under_autocast(tiny_clip_dir):
-    from segp_hf.modeling import build_lora_clip, encode_images
+    from segp_hf.modeling.student import build_lora_clip, encode_images
 
     model = build_lora_clip(tiny_clip_dir, r=4)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import datasets
 
-from .errors import DataError
 from .hub_sources import HubSource, load_hub_split
+from .spec import DataError
 
 
 def load_local_copy(path: str) -> tuple[dict[str, datasets.Dataset], str]:

@@ -22,10 +22,11 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import datasets
 import numpy as np
 
-from .errors import DataError
+from .spec import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import re
 import datasets
 import numpy as np
 
-from .errors import DataError
 from .fetching import check_columns
+from .spec import DataError
 
 NATIVE_LABEL = "native_label"  # column added when Hub label ids are not the native ids
 

@@ -9,17 +9,25 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
 
-# DataError moved to data/errors.py, decode_rgb to data/images.py; importing them here keeps old imports working
-from .errors import DataError
-from .images import decode_rgb
-from .pixel_cache import CachedImageLabelTransform, PixelStore, pixel_shape, store_bytes
-from .pixel_normalizer import PixelNormalizer
+from .pixel_cache import (
+    CachedImageLabelTransform,
+    PixelNormalizer,
+    PixelStore,
+    decode_rgb,
+    pixel_shape,
+    plan_cache,
+    store_bytes,
+)
 from .ready_batches import CachedSplit
+from .spec import DataError, LoadedBenchmark
+
+# DataError moved to data/errors.py, decode_rgb to data/images.py; importing them here keeps old imports working
 
 
 def task_bounds(num_classes: int, num_tasks: int) -> list[tuple[int, int]]:
@@ -227,7 +235,11 @@ def tokenize_prompts(tokenizer, prompts) -> dict[str, torch.Tensor]:
 def _no_bookkeeping_bars():
     """``add_column`` on a ``select``-ed dataset flattens its index mapping with a progress bar of its own, once
     per task and split: internal bookkeeping of a few milliseconds, not progress a user waits on."""
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from datasets.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     was_disabled = are_progress_bars_disabled()
     disable_progress_bars()
@@ -236,3 +248,44 @@ def _no_bookkeeping_bars():
     finally:
         if not was_disabled:
             enable_progress_bars()
+
+
+# A run's class-incremental scenario from a loaded benchmark and the run's data settings (class order, tasks,
+# per-class caps, pixel cache).
+
+def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor, cache_dir=None, workers: int = 0,
+                 rank: int = 0):
+    """The class-incremental split of ``benchmark`` under a run's data settings, with its pixel cache
+    (``data_args.pixel_cache``: memory / disk under ``cache_dir`` / off, within ``pixel_cache_budget_gb``;
+    ``workers``: the DataLoader workers that will fill it; ``rank``: names this process's disk store)."""
+    scenario = ClassIncrementalScenario(
+        train=benchmark.train,
+        test=benchmark.test,
+        class_names=benchmark.class_names,
+        class_order=resolve_class_order(data_args.class_order, benchmark),
+        num_tasks=data_args.num_tasks,
+        image_processor=image_processor,
+        image_column=benchmark.image_column,
+        label_column=benchmark.label_column,
+        max_train_per_class=data_args.max_train_images_per_class,
+        max_eval_per_class=data_args.max_eval_images_per_class,
+    )
+    mode = getattr(data_args, "pixel_cache", "off")
+    if image_processor is not None and mode != "off":
+        directory = Path(cache_dir) / "pixel-cache" if cache_dir is not None else None
+        scenario.pixel_cache = plan_cache(mode, image_processor, scenario.cache_need_bytes(),
+                                          data_args.pixel_cache_budget_gb, directory, workers=workers, rank=rank)
+    return scenario
+
+
+def resolve_class_order(spec: str, benchmark: LoadedBenchmark) -> list[int]:
+    """'default', a named extra order (e.g. 'seed1993'), or comma-separated native ids."""
+    if spec == "default":
+        return list(benchmark.class_order)
+    if spec in benchmark.extra_orders:
+        return list(benchmark.extra_orders[spec])
+    try:
+        return [int(item) for item in spec.replace(" ", "").split(",") if item]
+    except ValueError:
+        named = ", ".join(["default", *benchmark.extra_orders])
+        raise DataError(f"class_order '{spec}' is neither a known order ({named}) nor comma-separated ids") from None

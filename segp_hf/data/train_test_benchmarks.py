@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import logging
 
-from .benchmark_spec import BenchmarkSpec, LoadedBenchmark
 from .fetching import fetch_splits, pick_split, split_columns
 from .hub_sources import LABEL_ALIASES, SOURCES
 from .labels import name_lookup, native_split, shared_label_column
 from .protocol_assets import RAPF_TEMPLATE, extra_orders, protocol
+from .spec import BenchmarkSpec, LoadedBenchmark
 
 logger = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import datasets
 
-from .errors import DataError
 from .fetching import check_columns, fetch_splits, pick_split
 from .hub_sources import SOURCES
 from .protocol_assets import RAPF_TEMPLATE, protocol
+from .spec import DataError
 
 
 @dataclass

@@ -11,12 +11,12 @@ from typing import Callable
 import torch
 
 from ..callbacks import PrototypeCallback, TeacherTargetsCallback
-from ..modeling import clip_of
-from .mgclip_state import MGCLIPState, mgclip_scores
-from .mgclip_trainer import MGCLIPCallback, MGCLIPTrainer
-from .rapf_state import RAPFState, rapf_scores
-from .rapf_trainer import RAPFCallback, RAPFTrainer
-from .state_files import STATE_FILES
+from ..modeling.student import clip_of
+from .base import STATE_FILES
+from .mg_clip.state import MGCLIPState, mgclip_scores
+from .mg_clip.trainer import MGCLIPCallback, MGCLIPTrainer
+from .rapf.state import RAPFState, rapf_scores
+from .rapf.trainer import RAPFCallback, RAPFTrainer
 
 
 @dataclass(frozen=True)

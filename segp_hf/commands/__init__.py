@@ -1,0 +1,1 @@
+"""The commands beyond train: ablate, plan (dry run), eval, report, diagnose."""

@@ -1,0 +1,1 @@
+"""Measuring: accuracy rounds, continual metrics, zero-shot retention, drift measures."""
