@@ -6,7 +6,7 @@ Model: the shipped ViT-B/16 CLIPConfig scaled to CPU size (``--layers`` layers, 
 px, patch 16), random weights, LoRA r=32 on the paper's targets. Work: ``--anchors`` anchors (old classes x
 anchors_per_class), ``--steps`` DPGD steps each, batches of dpgd_batch_size 64, visual term on. Each rank runs
 with one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)), as tests/test_distributed.py launches ranks.
-Time: wall clock of ``callbacks.build_anchors`` between two barriers, median of ``--repeats``, on rank 0.
+Time: wall clock of ``method.anchors.build_anchors`` between two barriers, median of ``--repeats``, on rank 0.
 
     python benchmarks/anchor_sharding.py     # ~2 min on 2 cores
 """
@@ -81,7 +81,8 @@ def _setup(model_dir: str, args):
 
 
 def _time_build(model_dir, args, replicated: bool) -> list[float]:
-    from segp_hf import callbacks
+    from segp_hf.method import anchors as anchors_module
+    from segp_hf.run.distributed import broadcast_from_main
 
     model, state, settings, old_text, image_embeds = _setup(model_dir, args)
     distributed = torch.distributed.is_initialized()
@@ -91,11 +92,11 @@ def _time_build(model_dir, args, replicated: bool) -> list[float]:
             torch.distributed.barrier()
         start = time.perf_counter()
         if replicated:  # every rank builds every anchor, then rank 0's are broadcast (the former scheme)
-            with mock.patch.object(callbacks, "distributed_world", return_value=(0, 1)):
-                anchors = callbacks.build_anchors(model, state, settings, old_text, image_embeds)
-            callbacks.broadcast_from_main(anchors.pixel_values, anchors.teacher_logits, anchors.teacher_raw)
+            with mock.patch.object(anchors_module, "distributed_world", return_value=(0, 1)):
+                anchors = anchors_module.build_anchors(model, state, settings, old_text, image_embeds)
+            broadcast_from_main(anchors.pixel_values, anchors.teacher_logits, anchors.teacher_raw)
         else:
-            anchors = callbacks.build_anchors(model, state, settings, old_text, image_embeds)
+            anchors = anchors_module.build_anchors(model, state, settings, old_text, image_embeds)
         if distributed:
             torch.distributed.barrier()
         times.append(time.perf_counter() - start)

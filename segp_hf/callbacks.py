@@ -16,7 +16,6 @@ from .method.prototypes import update_prototypes
 from .method.teacher import prepare_teacher_targets
 from .run.timing import timed
 
-# Moved to their own modules; kept here for old imports.
 
 
 def diverged_advice(task: int, output_dir) -> str:

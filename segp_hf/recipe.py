@@ -18,7 +18,6 @@ from .run.distributed import apply_global_batch
 from .validation import check_combinations
 from .variants.rapf.config import variant_defaults
 
-# moved to arguments.py; kept for old imports
 
 
 def known_keys() -> list[str]:

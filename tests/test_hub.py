@@ -16,9 +16,11 @@ from huggingface_hub import HfApi, ModelCard
 
 from segp_hf import cli
 from segp_hf.data.pixel_cache import model_pixels
-from segp_hf.errors import RecipeError
+from segp_hf.errors import RecipeError, TaskNotFoundError
 from segp_hf.hub import inference
 from segp_hf.hub import push as hub
+from segp_hf.hub.model_card import build_model_card
+from segp_hf.hub.tasks import parse_checkpoint_ref
 from segp_hf.recipe import parse_config
 from segp_hf.run import checkpoints as ckpt
 from segp_hf.run.continual import ContinualRunner, build_scenario, run_continual
@@ -125,7 +127,7 @@ def test_card_metadata_names_hub_base_and_dataset(pushed_run, tmp_path):
     config = json.loads((copy / "task-0" / "segp_config.json").read_text())
     config.update(model_name_or_path="openai/clip-vit-base-patch16", dataset_name="uoft-cs/cifar100")
     (copy / "task-0" / "segp_config.json").write_text(json.dumps(config))
-    card = hub.build_model_card(copy, 0, REPO)
+    card = build_model_card(copy, 0, REPO)
     assert card.data.base_model == "openai/clip-vit-base-patch16"
     assert card.data.datasets == ["uoft-cs/cifar100"]
 
@@ -220,7 +222,7 @@ def test_load_task_from_output_dir_predicts_like_the_run(pushed_run, tiny_clip_d
 
 def test_missing_task_lists_available(pushed_run):
     output_dir, _, _ = pushed_run
-    with pytest.raises(hub.TaskNotFoundError, match="task-7.*available: task-0, task-1, task-2"):
+    with pytest.raises(TaskNotFoundError, match="task-7.*available: task-0, task-1, task-2"):
         inference.load_task(str(output_dir), task=7)
 
 
@@ -261,16 +263,16 @@ def test_load_task_by_revision_from_offline_cache(pushed_run, tiny_clip_dir, tin
         pixels = model_pixels(scenario.test_dataset(0)[:4]["pixel_values"], "cpu", scenario.pixel_normalizer)
         torch.testing.assert_close(loaded.logits(pixels), local.logits(pixels))
     assert inference.load_task(REPO, cache_dir=tmp_path).task == 2  # no task: main = latest
-    with pytest.raises(hub.TaskNotFoundError, match="task-5.*available: task-0, task-1, task-2"):
+    with pytest.raises(TaskNotFoundError, match="task-5.*available: task-0, task-1, task-2"):
         inference.load_task(REPO, task=5, cache_dir=tmp_path)
 
 
 def test_parse_checkpoint_ref():
-    assert hub.parse_checkpoint_ref("user/run@task-3") == ("user/run", 3)
-    assert hub.parse_checkpoint_ref("out/dir@2") == ("out/dir", 2)
-    assert hub.parse_checkpoint_ref("user/run") == ("user/run", None)
+    assert parse_checkpoint_ref("user/run@task-3") == ("user/run", 3)
+    assert parse_checkpoint_ref("out/dir@2") == ("out/dir", 2)
+    assert parse_checkpoint_ref("user/run") == ("user/run", None)
     with pytest.raises(RecipeError):
-        hub.parse_checkpoint_ref("user/run@latest")
+        parse_checkpoint_ref("user/run@latest")
 
 
 # ---------------------------------------------------------------------------------- eval and resume
@@ -295,18 +297,3 @@ def test_train_resume_from_continues_the_sequence(pushed_run, tiny_registry, tmp
     resumed = json.loads((tmp_path / "more" / "results.json").read_text())
     assert resumed["acc_matrix"] == results["acc_matrix"]
     assert cli.main(["train", "--resume_from", f"{output_dir}@task-1", "--output_dir", str(tmp_path / "more")]) == 2
-
-
-def test_the_old_homes_of_moved_names_still_answer():
-    """load_task / LoadedTask moved from hub.py to inference.py: the old import place warns and hands the new one."""
-    import segp_hf
-    from segp_hf.hub import model_card
-
-    with pytest.warns(DeprecationWarning, match="segp_hf.inference.load_task"):
-        assert hub.load_task is inference.load_task
-    with pytest.warns(DeprecationWarning):
-        assert hub.LoadedTask is inference.LoadedTask
-    assert segp_hf.load_task is inference.load_task and segp_hf.LoadedTask is inference.LoadedTask
-    assert hub.build_model_card is model_card.build_model_card
-    with pytest.raises(AttributeError):
-        hub.no_such_name

@@ -148,10 +148,6 @@ def load_error_message(dataset_id: str, revision: str | None, error: Exception, 
     )
 
 
-def unreachable_message(dataset_id: str, revision: str | None, error: Exception) -> str:  # kept for old callers
-    return load_error_message(dataset_id, revision, error)
-
-
 # ----------------------------------------------------------------------------------------------------
 # fetching one split, storing only the kept rows
 

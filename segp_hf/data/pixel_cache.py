@@ -131,7 +131,6 @@ def model_pixels(pixel_values: torch.Tensor, device, normalizer: PixelNormalizer
     return pixel_values.to(device)
 
 
-# moved to data/pixel_normalizer.py and data/ready_batches.py; kept for old imports
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,6 @@ from .pixel_cache import (
 from .ready_batches import CachedSplit
 from .spec import DataError, LoadedBenchmark
 
-# DataError moved to data/errors.py, decode_rgb to data/images.py; importing them here keeps old imports working
 
 
 def task_bounds(num_classes: int, num_tasks: int) -> list[tuple[int, int]]:

@@ -32,11 +32,6 @@ class MethodSwitches:
     dpgd_visual: bool = True
     beta_enabled: bool = True
 
-    @property
-    def acgd(self) -> str | None:
-        """Old name of :attr:`distillation` (it also selects LwF); kept for old readers."""
-        return self.distillation
-
 
 _SWITCHES = {
     "zero-shot": MethodSwitches(train=False, distillation=None, tsgr=False, prototypes=False, dpgd_visual=False,

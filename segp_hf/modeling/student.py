@@ -71,7 +71,6 @@ def configure_lora(model, trainable: str = "B", init_A: str = "kaiming", seed: i
             parameter.requires_grad_(trainable == "AB")
 
 
-freeze_lora_A = train_only_lora_B  # the old name (it sets the whole trainable set); kept for old imports
 
 
 @contextmanager
