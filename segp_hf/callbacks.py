@@ -1,7 +1,7 @@
 """Thin Trainer hooks around ``Trainer.train`` for one task (Mammoth's begin_task / end_task):
 
-- ``TeacherTargetsCallback`` (train begin): the teacher's targets for the task (teacher.py).
-- ``PrototypeCallback`` (train end): the prototype bank's update (prototypes.py).
+- ``TeacherTargetsCallback`` (train begin): the teacher's targets for the task (method/teacher.py).
+- ``PrototypeCallback`` (train end): the prototype bank's update (method/prototypes.py).
 - ``NonFiniteLossCallback`` (each log): stops a task whose loss diverged before anything of it is saved.
 """
 

@@ -1,6 +1,6 @@
 """Command line: ``segp-hf train [--config RECIPE.yaml] [--output_dir DIR] [--any_setting VALUE ...]``.
 
-Parsing only; the work is in ``continual.py``. User errors print one line and exit 2
+Parsing only; the work is in ``run/continual.py``. User errors print one line and exit 2
 (``--debug`` shows the traceback).
 """
 

@@ -1,5 +1,5 @@
 """The settings of a run: the method's knobs as a TrainingArguments subclass (TRL style), plus model and data
-arguments. A recipe is a flat YAML file of these fields (read by ``config.py``); every field can be overridden
+arguments. A recipe is a flat YAML file of these fields (read by ``recipe.py``); every field can be overridden
 on the command line.
 
 SPEC defaults are the defaults here; choices SPEC marks [default] are options with that default.
@@ -150,7 +150,7 @@ class SeGPConfig(TrainingArguments):
     cls_classes: str = field(default="current", metadata={"help": "CE over 'current' task classes or all 'seen'."})
     # ---------------------------------------------------------------- competitors (docs/variants.md; issue 19)
     # Read only by the `rapf` and `mg-clip` variants (epoch_lr_schedule and the lora_* keys by every variant);
-    # their per-benchmark published values are applied by config.parse_config (segp_hf/variants/defaults.py).
+    # their per-benchmark published values are applied by config.parse_config (segp_hf/variants/rapf/config.py).
     epoch_lr_schedule: str = field(default="none", metadata={
         "help": "Learning rate stepped per epoch, replacing lr_scheduler_type: 'none' (lr_scheduler_type per step), "
         "'multistep' (RAPF: x lr_gamma at each of lr_milestones) or 'cosine' (MG-CLIP: to lr_min_ratio x lr)."})

@@ -1,6 +1,6 @@
 """A run's configuration from a recipe and the command line: read a recipe (flat YAML of settings), refuse
 unknown keys, parse recipe + ``--key value`` overrides into (ModelArguments, DataArguments, SeGPConfig)
-(the dataclasses in ``arguments.py``), and the flat form of the settings written to every checkpoint.
+(the dataclasses in ``recipe.py``), and the flat form of the settings written to every checkpoint.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def _given(overrides: list[str]) -> dict:
 
 
 def _competitor_defaults(recipe: dict, overrides: list[str]) -> dict:
-    """The published settings of a competitor variant (variants/defaults.py) that nothing explicit overrides:
+    """The published settings of a competitor variant (variants/rapf/config.py) that nothing explicit overrides:
     explicit = on the command line, or in a recipe written for that variant (its own ``variant`` key)."""
     given = _given(overrides)
     variant = given.get("variant") or recipe.get("variant", "segp-cl")

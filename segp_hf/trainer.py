@@ -209,7 +209,7 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
     @contextmanager
     def logs_muted(self):
         """No ``log`` calls in the block: the continual loop's per-task evaluations report their accuracies
-        itself, once per round (tracking.py), instead of one log line per evaluated task."""
+        itself, once per round (run/tracking.py), instead of one log line per evaluated task."""
         self._logs_muted = True
         try:
             yield
@@ -230,7 +230,7 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
     # ---------------------------------------------------------------- inference
     @contextmanager
     def scoring(self, classes: torch.Tensor):
-        """``evaluate`` calls in the block score over the class positions ``classes`` (evaluation.py's rounds)."""
+        """``evaluate`` calls in the block score over the class positions ``classes`` (evaluation/rounds.py's rounds)."""
         self._scored_classes = classes
         try:
             yield

@@ -8,8 +8,8 @@ argument objects exist; command-line arguments by ``cli.py``. The README's Troub
 rules is generated from ``RULES`` (``python -m segp_hf.validation``) and a test keeps the two equal.
 
 A failed rule raises ``RecipeError`` with one line: the setting, the value given and what is allowed.
-The kinds of rule and their builders are in ``rule_kinds.py``; the checks that look beyond one value (paths,
-the benchmark registry, the parallel set-up) in ``setting_checks.py``.
+The kinds of rule and their builders are in ``validation.py``; the checks that look beyond one value (paths,
+the benchmark registry, the parallel set-up) in ``validation.py``.
 """
 
 from __future__ import annotations

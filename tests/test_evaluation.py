@@ -1,4 +1,4 @@
-"""evaluation.py: the one dual-path scorer (hand values), which classes a round scores, and that the trainer's
+"""evaluation/rounds.py: the one dual-path scorer (hand values), which classes a round scores, and that the trainer's
 evaluation and a loaded task both go through it (the variant's beta switch included)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The variant table and the one-way settings layers (issue 13): the rule checks never import the settings
-modules that call them, so config.py / recipe.py <-> validation.py is no circle."""
+modules that call them, so recipe.py / recipe.py <-> validation.py is no circle."""
 
 from __future__ import annotations
 

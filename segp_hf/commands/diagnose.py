@@ -1,9 +1,9 @@
-"""``segp-hf diagnose RUN_DIR``: where a run's semantic geometry drifted, task by task (I/O around ``drift.py``).
+"""``segp-hf diagnose RUN_DIR``: where a run's semantic geometry drifted, task by task (I/O around ``evaluation/drift.py``).
 
 For every analysed task t it loads the model after t ("now"), the model before t (task t-1's checkpoint; the
 pretrained CLIP for t = 0) and the pretrained CLIP (the adapter switched off), encodes the class prompts and the
 test images of the classes seen so far under each (test images of old classes are used: this is evaluation),
-and measures, per old class (seen before t), the drift of ``drift.py`` against both references. Old classes are
+and measures, per old class (seen before t), the drift of ``evaluation/drift.py`` against both references. Old classes are
 split into the interface (among the k pretrained-text nearest classes of a new class, k = the run's ``tsgr_k``;
 or, with ``split="confusion"``, those of whose test images the model before t already gave at least
 ``confusion_threshold`` to a new class) and the core (the rest).
@@ -222,7 +222,7 @@ class RunReader:
 def measure_task(task: int, bounds, now: Snapshot, before: Snapshot, pretrained: Snapshot, logit_scale: float,
                  k: int, temperature: float, prototypes=None, previous_prototypes=None, split: str = "text",
                  confusion_threshold: float = 0.1) -> dict:
-    """Every measure of ``drift.py`` for the old classes of ``task`` (pure: snapshots in, numbers out)."""
+    """Every measure of ``evaluation/drift.py`` for the old classes of ``task`` (pure: snapshots in, numbers out)."""
     start, end = bounds
     old, new = list(range(start)), list(range(start, end))
     record = {"task": task, "new_classes": new, "old_classes": old}

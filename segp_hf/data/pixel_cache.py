@@ -6,7 +6,7 @@ processor's resize + crop output (uint8, channels first) is kept in a slot of a 
 shared memory when DataLoader workers fill it, or a memory-mapped file), batches carry uint8 pixels, and
 ``PixelNormalizer`` turns them into the model's float input on the model's device.
 
-Bit-identical to the uncached path: see data/pixel_normalizer.py. Whole batches are handed to the DataLoader
+Bit-identical to the uncached path: see data/pixel_cache.py. Whole batches are handed to the DataLoader
 by data/ready_batches.py.
 """
 

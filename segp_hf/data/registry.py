@@ -50,9 +50,6 @@ SHAPES = BenchmarkSpec("shapes", "offline shapes world (shifted domain), 50 clas
 LOCAL = BenchmarkSpec("local", "a save_to_disk DatasetDict at --data_dir (ClassLabel names)", load_local_disk)
 
 
-# LoadedBenchmark, BenchmarkSpec moved to data/benchmark_spec.py, scenario_for and resolve_class_order to
-# data/scenario_setup.py; kept for old imports
-
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     spec.name: spec for spec in (SHAPES, LOCAL, CIFAR100, IMAGENET_R, IMAGENET_SUB, CUB200, UCF101)
 }

@@ -58,7 +58,7 @@ TASK_CLASSES: list[str] = [
     "orange circle", "yellow triangle", "white triangle", "pink bar", "purple diamond",
 ]
 
-# The 30 combinations no task uses: the held-out set of zero-shot retention (segp_hf/retention.py).
+# The 30 combinations no task uses: the held-out set of zero-shot retention (segp_hf/evaluation/zero_shot.py).
 HELDOUT_CLASSES: list[str] = [name for name in ALL_CLASSES if name not in TASK_CLASSES]
 
 CAPTION_TEMPLATE = "a photo of a {}"

@@ -1,5 +1,5 @@
 """The zero-shot retention sets (evaluated before and after the task sequence): which ones there are, how each
-names its classes, and loading only its evaluation split. Scoring a model on them: segp_hf/zero_shot.py."""
+names its classes, and loading only its evaluation split. Scoring a model on them: segp_hf/evaluation/zero_shot.py."""
 
 from __future__ import annotations
 

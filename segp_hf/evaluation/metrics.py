@@ -59,7 +59,7 @@ def continual_metrics(acc_matrix, task_weights=None, convention: str = "textbook
 
 
 def continuum_metrics(acc_matrix, task_weights=None) -> dict[str, float]:
-    """The continuum library's Logger definitions (its ``metrics.py``: backward_transfer, forward_transfer,
+    """The continuum library's Logger definitions (its ``evaluation/metrics.py``: backward_transfer, forward_transfer,
     forgetting), with R[i][j] the accuracy on task j after task i and T tasks:
 
     - BWT = sum_{i=1}^{T-1} sum_{j=0}^{i-2} (R[i][j] - R[j][j]) / (T(T-1)/2)

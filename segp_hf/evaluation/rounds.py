@@ -1,7 +1,7 @@
-"""Evaluation: the one dual-path scorer that the trainer's evaluation and a loaded task (inference.py) share,
+"""Evaluation: the one dual-path scorer that the trainer's evaluation and a loaded task (hub/inference.py) share,
 and the accuracy-matrix round the continual loop runs after each task.
 
-CLIP zero-shot accuracy on a labelled image set (retention) is ``zero_shot.py``'s."""
+CLIP zero-shot accuracy on a labelled image set (retention) is ``evaluation/zero_shot.py``'s."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ class LoadedTask:
 
     @torch.no_grad()
     def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Dual-path logits (images x seen classes), by the scorer the run's evaluation uses (evaluation.py)."""
+        """Dual-path logits (images x seen classes), by the scorer the run's evaluation uses (evaluation/rounds.py)."""
         method = variant_method(self.config.get("variant", "segp-cl"))
         if method is not None:  # the competitor's own inference rule, the one its run's evaluation used
             return method.scorer(self.model, pixel_values.to(self.device), self.text_embeddings(),

@@ -33,7 +33,7 @@ class TaskState:
     lwf_teacher_logits: torch.Tensor | None = None  # (train images, old classes), LwF variant
     teacher_task: int | None = None  # the task whose teacher targets (above) are computed
     pixel_normalizer: object = None  # data.pixel_cache.PixelNormalizer: cached uint8 batches -> model input
-    timing: dict = field(default_factory=dict)  # this task's seconds per phase (timing.py), filled as it runs
+    timing: dict = field(default_factory=dict)  # this task's seconds per phase (run/timing.py), filled as it runs
 
     @property
     def start(self) -> int:

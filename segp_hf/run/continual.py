@@ -111,7 +111,7 @@ class ContinualRunner:
         self.acc_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]
         self.til_matrix = [[math.nan] * num_tasks for _ in range(num_tasks)]  # eval_task_incremental
         self.test_sizes = [0] * num_tasks
-        self.timing = [None] * num_tasks  # per task: seconds per phase and images/s (timing.py)
+        self.timing = [None] * num_tasks  # per task: seconds per phase and images/s (run/timing.py)
         self.trackers = TrackerRun(self.output_dir)  # report_to integrations on one step axis for the run
         self.step_offset = 0  # optimizer steps of the tasks before this one: the trackers' step axis
         self.console = None  # the ConsoleCallback of the current task's Trainer (None without bars)
@@ -164,7 +164,7 @@ class ContinualRunner:
 
     # -------------------------------------------------------------------- tasks
     def task_args(self, task: int):
-        # The inner Trainer never pushes by itself: hub.py pushes each task to its own branch.
+        # The inner Trainer never pushes by itself: hub/push.py pushes each task to its own branch.
         return dataclasses.replace(self.config, output_dir=str(ckpt.trainer_dir(self.output_dir, task)), push_to_hub=False)
 
     def in_task_checkpoint(self, task: int) -> str | None:

@@ -109,7 +109,7 @@ class TrackerRun:
                             model=trainer.model)
 
     def log_image(self, tag: str, path, step: int) -> None:
-        """A PNG written by report.py, for the integrations that take images (TensorBoard, W&B, trackio)."""
+        """A PNG written by run/results.py, for the integrations that take images (TensorBoard, W&B, trackio)."""
         if not self.active:
             return
         for callback in self.callbacks:

@@ -1,1 +1,1 @@
-"""MG-CLIP (Huang et al., ICCV 2025): math.py (its equations, pure), config.py (its settings and published defaults), state.py (what it carries across tasks), trainer.py (its Trainer and end-of-task callback)."""
+"""MG-CLIP (Huang et al., ICCV 2025): math.py (its equations, pure), recipe.py (its settings and published defaults), state.py (what it carries across tasks), trainer.py (its Trainer and end-of-task callback)."""

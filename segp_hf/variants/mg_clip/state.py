@@ -1,6 +1,6 @@
 """MG-CLIP's state and its task steps (docs/variants.md, M1-M7) on a live CLIP: the visual agent's rows (one
 per seen class) and the epoch count of rule M3, the agent's update after a task (M4, M6), and the scorer (M7)
-a run's evaluation and a loaded task share. The tensor math itself is ``mg_clip.py``'s."""
+a run's evaluation and a loaded task share. The tensor math itself is ``variants/mg_clip/math.py``'s."""
 
 from __future__ import annotations
 

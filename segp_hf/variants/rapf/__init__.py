@@ -1,1 +1,1 @@
-"""RAPF (Huang et al., ECCV 2024): math.py (its equations, pure), config.py (its settings and published defaults), state.py (what it carries across tasks), trainer.py (its Trainer and end-of-task callback)."""
+"""RAPF (Huang et al., ECCV 2024): math.py (its equations, pure), recipe.py (its settings and published defaults), state.py (what it carries across tasks), trainer.py (its Trainer and end-of-task callback)."""

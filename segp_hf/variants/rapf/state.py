@@ -1,7 +1,7 @@
 """RAPF's state and its task steps (docs/variants.md, R1-R9) on a live CLIP: the adapter ``W`` and the class
 Gaussians it keeps across tasks, what a task starts with (``W_old``, the hard pairs), the replayed samples of a
 batch, the statistics and fusion after a task, and the scorer (R1) a run's evaluation and a loaded task share.
-The tensor math itself is ``rapf.py``'s."""
+The tensor math itself is ``variants/rapf/math.py``'s."""
 
 from __future__ import annotations
 
