@@ -1,6 +1,8 @@
-"""The settings of a run: the method's knobs as a TrainingArguments subclass (TRL style), plus model and data
-arguments. A recipe is a flat YAML file of these fields (read by ``recipe.py``); every field can be overridden
-on the command line.
+"""The settings of a run: SeGP-CL's knobs as a TrainingArguments subclass (TRL style), plus model and data
+arguments. Each competitor's own knobs live in its folder (``variants/rapf/config.py``,
+``variants/mg_clip/config.py``) and are composed into ``SeGPConfig`` as bases, so one flat set of settings
+serves every variant: a recipe is a flat YAML file of these fields (read by ``recipe.py``), every field can be
+overridden on the command line, and a checkpoint saves them flat.
 
 SPEC defaults are the defaults here; choices SPEC marks [default] are options with that default.
 """
@@ -14,6 +16,8 @@ from transformers import TrainingArguments
 from .method.switches import VARIANTS
 from .modeling.toy_clip import TOY_CLIP
 from .validation import check_values
+from .variants.mg_clip.config import MGCLIPConfig
+from .variants.rapf.config import RAPFConfig
 
 
 def check_settings(args) -> None:
@@ -117,9 +121,9 @@ class DataArguments:
 
 
 @dataclass
-class SeGPConfig(TrainingArguments):
-    """TrainingArguments with SeGP-CL's knobs. Defaults follow SPEC.md (paper optimiser: SGD, lr 1e-3,
-    cosine, batch 128, 10 epochs, momentum 0.9, weight decay 0)."""
+class SeGPConfig(TrainingArguments, RAPFConfig, MGCLIPConfig):
+    """TrainingArguments with SeGP-CL's knobs (and, from their folders, the competitors'). Defaults follow SPEC.md
+    (paper optimiser: SGD, lr 1e-3, cosine, batch 128, 10 epochs, momentum 0.9, weight decay 0)."""
 
     variant: str = field(default="segp-cl", metadata={"help": f"Method variant, one of {VARIANTS}."})
     # ACGD
@@ -148,9 +152,9 @@ class SeGPConfig(TrainingArguments):
         default="pre_projection", metadata={"help": "Raw visual feature h: 'pre_projection' or 'projected'."}
     )
     cls_classes: str = field(default="current", metadata={"help": "CE over 'current' task classes or all 'seen'."})
-    # ---------------------------------------------------------------- competitors (docs/variants.md; issue 19)
-    # Read only by the `rapf` and `mg-clip` variants (epoch_lr_schedule and the lora_* keys by every variant);
-    # their per-benchmark published values are applied by config.parse_config (segp_hf/variants/rapf/config.py).
+    # ---------------------------------------------------------------- what the competitors share (docs/variants.md)
+    # Set by their published defaults (variants/*/config.py), open to every variant; their own knobs are in
+    # RAPFConfig and MGCLIPConfig.
     epoch_lr_schedule: str = field(default="none", metadata={
         "help": "Learning rate stepped per epoch, replacing lr_scheduler_type: 'none' (lr_scheduler_type per step), "
         "'multistep' (RAPF: x lr_gamma at each of lr_milestones) or 'cosine' (MG-CLIP: to lr_min_ratio x lr)."})
@@ -162,24 +166,6 @@ class SeGPConfig(TrainingArguments):
         "help": "LoRA matrices that train: 'B' (SeGP-CL: A frozen at its random init) or 'AB' (MG-CLIP)."})
     lora_init_A: str = field(default="kaiming", metadata={
         "help": "LoRA A's init: 'kaiming' (PEFT's default) or 'xavier' (MG-CLIP's loralib, Xavier-uniform)."})
-    rapf_beta: float = field(default=2.0, metadata={
-        "help": "RAPF R4: int(10 beta) replayed samples per old class per batch, int(20 beta) per hard pair."})
-    rapf_replay_classes: int = field(default=2, metadata={"help": "RAPF R5: old classes replayed per batch (k)."})
-    rapf_threshold: float = field(default=0.55, metadata={
-        "help": "RAPF R6: (old, new) class pairs whose normalised text embeddings are closer than this get the hinge."})
-    rapf_margin: float = field(default=0.1, metadata={"help": "RAPF R7: hinge margin."})
-    rapf_mix_bias: float = field(default=0.6, metadata={"help": "RAPF R9: fusion bias b."})
-    rapf_shrinkage: bool = field(default=False, metadata={"help": "RAPF R3: shrink the class covariances."})
-    mgclip_epochs: str = field(default="fixed", metadata={
-        "help": "MG-CLIP: 'fixed' (num_train_epochs) or 'auto' (the authors' rule M3, probed on the first task)."})
-    mgclip_gap_tolerance: float = field(default=0.1, metadata={"help": "MG-CLIP M3: relative change of the gap allowed."})
-    mgclip_probe_epochs: int = field(default=10, metadata={"help": "MG-CLIP M3: length of the probe (and its cosine)."})
-    mgclip_agent_lr: float = field(default=5e-4, metadata={"help": "MG-CLIP M6: visual agent's learning rate."})
-    mgclip_agent_batch_size: int = field(default=64, metadata={"help": "MG-CLIP M6: visual agent's batch."})
-    mgclip_agent_epochs: int = field(default=3, metadata={"help": "MG-CLIP M6: visual agent's epochs per task."})
-    mgclip_agent_weight: float = field(default=4.0, metadata={"help": "MG-CLIP M7: weight of the agent's softmax."})
-    mgclip_clip_weight: float = field(default=1.0, metadata={"help": "MG-CLIP M7: weight of CLIP's softmax."})
-    # ---------------------------------------------------------------- end of competitors
     # HF knobs whose defaults differ from TrainingArguments
     output_dir: str | None = field(default="outputs/segp-cl", metadata={"help": "Where tasks are saved."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Initial learning rate."})

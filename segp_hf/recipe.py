@@ -16,7 +16,8 @@ from .config import ARGUMENT_CLASSES, DataArguments, ModelArguments, SeGPConfig
 from .errors import RecipeError
 from .run.distributed import apply_global_batch
 from .validation import check_combinations
-from .variants.rapf.config import variant_defaults
+from .variants.mg_clip import config as mg_clip_config
+from .variants.rapf import config as rapf_config
 
 
 
@@ -100,12 +101,16 @@ def _given(overrides: list[str]) -> dict:
     return given
 
 
+PUBLISHED_DEFAULTS = {"rapf": rapf_config.published_defaults, "mg-clip": mg_clip_config.published_defaults}
+
+
 def _competitor_defaults(recipe: dict, overrides: list[str]) -> dict:
-    """The published settings of a competitor variant (variants/rapf/config.py) that nothing explicit overrides:
+    """The published settings of a competitor variant (its ``config.py``) that nothing explicit overrides:
     explicit = on the command line, or in a recipe written for that variant (its own ``variant`` key)."""
     given = _given(overrides)
     variant = given.get("variant") or recipe.get("variant", "segp-cl")
-    defaults = variant_defaults(variant, given.get("benchmark") or recipe.get("benchmark", "shapes"))
+    published = PUBLISHED_DEFAULTS.get(variant)
+    defaults = published(given.get("benchmark") or recipe.get("benchmark", "shapes")) if published else {}
     explicit = set(given) | (set(recipe) if recipe.get("variant") == variant else set())
     if explicit & {"per_device_train_batch_size", "gradient_accumulation_steps"}:
         explicit.add("global_train_batch_size")  # a batch given explicitly is never replaced
@@ -172,6 +177,8 @@ def setting_groups() -> dict[str, list]:
         "model": [f for f in fields(ModelArguments) if f.init],
         "data": [f for f in fields(DataArguments) if f.init],
         "method": [f for f in ours if f.name not in training and f.name not in RUN_FIELDS],
+        "rapf": list(fields(rapf_config.RAPFConfig)),
+        "mg-clip": list(fields(mg_clip_config.MGCLIPConfig)),
         "run": [f for f in ours if f.name in training or f.name in RUN_FIELDS],
     }
 
