@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from segp_hf.method.anchors import AnchorSet
-from segp_hf.method.switches import method_switches
 from segp_hf.method.task_state import TaskState
 
 VOCAB = 49408
@@ -84,7 +83,7 @@ def task1_state(text_inputs, classes: int, logit_scale: float, anchors_per_class
     anchors (teacher logits and raw features cached, as TeacherTargetsCallback leaves them) and a reference
     text geometry."""
     start = classes // 2
-    state = TaskState(switches=method_switches(variant), text_inputs=text_inputs, logit_scale=logit_scale)
+    state = TaskState.for_run(variant, text_inputs, logit_scale)
     state.begin_task(1, (start, classes), None, None)
     count = anchors_per_class * start
     state.anchors = AnchorSet(

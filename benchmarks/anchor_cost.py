@@ -35,7 +35,6 @@ from transformers import default_data_collator  # noqa: E402
 
 import segp_hf.callbacks as callbacks  # noqa: E402
 from segp_hf.config import SeGPConfig  # noqa: E402
-from segp_hf.method.switches import method_switches  # noqa: E402
 from segp_hf.method.task_state import TaskState  # noqa: E402
 from segp_hf.modeling.student import build_lora_clip, logit_scale_of  # noqa: E402
 from segp_hf.trainer import SeGPTrainer  # noqa: E402
@@ -145,8 +144,7 @@ def main(argv=None):
         )
         for repeat in range(args.repeats):
             model.load_state_dict(initial)
-            state = TaskState(switches=method_switches("segp-cl"), text_inputs=text_inputs,
-                              logit_scale=logit_scale_of(model))
+            state = TaskState.for_run("segp-cl", text_inputs, logit_scale_of(model))
             state.begin_task(1, (args.old_classes, classes), dataset, default_data_collator)
             state.prototypes = prototypes.clone()
             teacher = timer.wrap_callback(callbacks.TeacherTargetsCallback(state), "on_train_begin", "anchors")

@@ -59,7 +59,6 @@ class _Pixels:
 
 
 def _setup(model_dir: str, args):
-    from segp_hf.method.switches import method_switches
     from segp_hf.method.task_state import TaskState
     from segp_hf.modeling.student import build_lora_clip, encode_images
 
@@ -72,7 +71,7 @@ def _setup(model_dir: str, args):
     with torch.no_grad():
         image_embeds, raw = encode_images(model, pixels)
     old_text = torch.nn.functional.normalize(torch.randn(classes, config.projection_dim, generator=generator), dim=-1)
-    state = TaskState(switches=method_switches("segp-cl"), text_inputs=None, logit_scale=100.0)
+    state = TaskState.for_run("segp-cl")
     state.train_dataset, state.prototypes = _Pixels(pixels), raw[:classes].clone()
     settings = SimpleNamespace(anchors_per_class=args.anchors_per_class, dpgd_batch_size=64, dpgd_steps=args.steps,
                                dpgd_step_size=1.5e-3, dpgd_epsilon=4 / 255, dpgd_lambda_visual=1.0,

@@ -32,12 +32,7 @@ WORDS = ["a", "good", "photo", "of", "the", "."] + [f"class{i}" for i in range(1
 def save_model(path: Path, tiny: bool, extra_words=()) -> str:
     """``extra_words``: more tokenizer words (class names: prompts that differ, so the text gradients do not cancel)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import (
-        CLIPConfig,
-        CLIPImageProcessor,
-        CLIPModel,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
 
     config = CLIPConfig.from_json_file(str(CONFIG))
     if tiny:  # same structure, toy sizes

@@ -41,7 +41,6 @@ def run_case(args) -> dict:
 
     from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
     from segp_hf.config import SeGPConfig
-    from segp_hf.method.switches import method_switches
     from segp_hf.method.task_state import TaskState
     from segp_hf.modeling.student import build_lora_clip, logit_scale_of
     from segp_hf.trainer import SeGPTrainer
@@ -61,7 +60,7 @@ def run_case(args) -> dict:
         dataset = C.FabricatedImages(args.images, labels, generator)
         variant = "segp-cl" if args.case == "segp" else "lora"
         batch = args.batch + anchor_batch if args.case == "lora+A" else args.batch
-        state = TaskState(switches=method_switches(variant), text_inputs=text_inputs, logit_scale=logit_scale_of(model))
+        state = TaskState.for_run(variant, text_inputs, logit_scale_of(model))
         state.begin_task(1, (args.old_classes, classes), dataset, default_data_collator)
         if variant == "segp-cl":
             state.prototypes = torch.randn(args.old_classes, 768, generator=generator)

@@ -130,12 +130,7 @@ def _reset_peak() -> bool:
 def measure_step(model_dir: str, kind: str, batch: int, text_classes: int, text_tokens: int) -> dict:
     """Resident-set growth (MiB) of one ``kind`` step ('train' or 'dpgd') at ``batch`` images, fresh process."""
     from segp_hf.method.anchors import dpgd_attack
-    from segp_hf.modeling.student import (
-        build_lora_clip,
-        encode_images,
-        encode_texts,
-        image_encoder,
-    )
+    from segp_hf.modeling.student import build_lora_clip, encode_images, encode_texts, image_encoder
 
     torch.manual_seed(0)
     model = build_lora_clip(model_dir, r=32)

@@ -30,19 +30,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from segp_hf.config import SeGPConfig  # noqa: E402
-from segp_hf.method.losses import (  # noqa: E402
-    acgd_loss,
-    acgd_teacher_targets,
-    tsgr_loss,
-    tsgr_neighbours,
-    tsgr_reference_targets,
-)
-from segp_hf.modeling.student import (  # noqa: E402
-    build_lora_clip,
-    encode_images,
-    encode_texts,
-    logit_scale_of,
-)
+from segp_hf.method.losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets  # noqa: E402
+from segp_hf.modeling.student import build_lora_clip, encode_images, encode_texts, logit_scale_of  # noqa: E402
 from segp_hf.trainer import SeGPTrainer  # noqa: E402
 
 TARGET = 1.05

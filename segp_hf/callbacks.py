@@ -17,7 +17,6 @@ from .method.teacher import prepare_teacher_targets
 from .run.timing import timed
 
 
-
 def diverged_advice(task: int, output_dir) -> str:
     """What to do after task ``task`` diverged (its checkpoints are dropped; the finished tasks are intact)."""
     if task == 0:

@@ -20,7 +20,6 @@ from .variants.mg_clip import config as mg_clip_config
 from .variants.rapf import config as rapf_config
 
 
-
 def known_keys() -> list[str]:
     return sorted({f.name for cls in ARGUMENT_CLASSES for f in fields(cls) if f.init})
 

@@ -13,20 +13,12 @@ from transformers import Trainer
 
 from .data.ready_batches import loader_workers, ready_batches
 from .evaluation.metrics import AccuracyMetric
-from .method.losses import (
-    acgd_loss,
-    acgd_teacher_targets,
-    tsgr_loss,
-    tsgr_neighbours,
-    tsgr_reference_targets,
-)
-from .method.prototypes import class_prototypes, dual_path_scores, effective_beta
+from .method.losses import acgd_loss, acgd_teacher_targets, tsgr_loss, tsgr_neighbours, tsgr_reference_targets
+from .method.prototypes import task_scores
 from .method.task_state import TaskState
 from .modeling.student import encode_images, encode_texts, float32_heads
 from .run.distributed import check_trainer_parallelism
 from .variants.schedules import PerEpochSchedule
-
-LOSS_TERMS = ("loss_cls", "loss_acgd", "loss_tsgr", "loss_hinge")  # loss_hinge: RAPF (R7)
 
 
 def _argmax_logits(logits, labels):
@@ -41,8 +33,9 @@ def accuracy_metrics(eval_prediction) -> dict[str, float]:
 class SeGPTrainer(PerEpochSchedule, Trainer):
     # compute_loss returns a per-batch mean, so the Trainer must divide it by the accumulation steps.
     loss_is_scaled_for_ga = False
+    loss_terms = ("loss_cls", "loss_acgd", "loss_tsgr")  # averaged over the logging window and logged
 
-    def __init__(self, *args, task_state: TaskState, **kwargs):
+    def __init__(self, *args, task_state: TaskState, variant_state=None, **kwargs):
         kwargs.setdefault("compute_metrics", accuracy_metrics)
         kwargs.setdefault("preprocess_logits_for_metrics", _argmax_logits)
         super().__init__(*args, **kwargs)
@@ -50,6 +43,7 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
         self.data_collator = ready_batches(self.data_collator)  # cached sets hand over whole batches
         self.model_accepts_loss_kwargs = False
         self.task_state = task_state
+        self.variant_state = variant_state  # a competitor's state (variants/): its own rule scores the predictions
         self._scored_classes = None  # class positions evaluate() scores over (None: every seen class)
         self._fixed_targets = {}  # per-task constants of the losses, computed on first use
         self._term_sums = defaultdict(float)
@@ -201,7 +195,7 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
 
     def _record_terms(self, terms):
         # Summed as tensors: no device sync per step, only at logging time.
-        for name in LOSS_TERMS:
+        for name in self.loss_terms:
             if name in terms:
                 self._term_sums[name] = self._term_sums[name] + terms[name].detach()
         self._term_count += 1
@@ -255,12 +249,7 @@ class SeGPTrainer(PerEpochSchedule, Trainer):
         return self.score(model, pixel_values, self._eval_text, classes)
 
     def score(self, model, pixel_values, text_embeds, classes):
-        """Dual-path logits (CLIP path only where a class lacks a prototype); a competitor's trainer replaces this
-        with its own rule (variants/)."""
-        state = self.task_state
-        image_embeds, raw = encode_images(model, pixel_values, self.args.raw_feature)
-        return dual_path_scores(image_embeds, raw, text_embeds, class_prototypes(state.prototypes, classes),
-                                state.logit_scale, effective_beta(state.switches, self.args.beta))
+        return task_scores(model, pixel_values, text_embeds, classes, self.task_state, self.args, self.variant_state)
 
     def _prepare_inputs(self, inputs):
         # Cached batches carry uint8 pixels: normalised here, on the model's device (data/pixel_cache.py).

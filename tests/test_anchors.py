@@ -3,7 +3,6 @@ deterministic encoders (one whose steps can be worked out by hand, one random li
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 from torch import nn

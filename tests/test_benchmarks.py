@@ -27,20 +27,11 @@ from segp_hf.commands.plan import build_plan, dry_run_overrides
 from segp_hf.data.hub_sources import LABEL_ALIASES, SOURCES
 from segp_hf.data.imagenet_r import stratified_test_positions
 from segp_hf.data.labels import NATIVE_LABEL, normalise_name
-from segp_hf.data.protocol_assets import (
-    RAPF_TEMPLATE,
-    imagenet_r_manifest,
-    protocol,
-    rapf_imagenet_r_split,
-)
+from segp_hf.data.protocol_assets import RAPF_TEMPLATE, imagenet_r_manifest, protocol, rapf_imagenet_r_split
 from segp_hf.data.registry import load_benchmark
 from segp_hf.data.spec import CARDS, DataError
 from segp_hf.data.ucf101 import middle_frame_positions
-from segp_hf.data.zero_shot_sets import (
-    ZeroShotSet,
-    clip_imagenet_names,
-    load_zero_shot_set,
-)
+from segp_hf.data.zero_shot_sets import ZeroShotSet, clip_imagenet_names, load_zero_shot_set
 from segp_hf.errors import RecipeError
 from segp_hf.recipe import load_recipe, parse_config
 

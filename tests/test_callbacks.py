@@ -8,12 +8,7 @@ from transformers import TrainerControl, TrainerState
 
 from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
 from segp_hf.method.prototypes import transfer_prototypes
-from segp_hf.modeling.student import (
-    adapter_disabled,
-    encode_dataset,
-    encode_images,
-    encode_texts,
-)
+from segp_hf.modeling.student import adapter_disabled, encode_dataset, encode_images, encode_texts
 
 
 def _perturb_lora_B(model, seed=0):

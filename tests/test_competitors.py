@@ -94,6 +94,16 @@ def test_runs_save_their_state_and_load_task_predicts_like_the_run(runs, tiny_be
 
 
 @pytest.mark.parametrize("variant", COMPETITORS)
+def test_eval_command_scores_a_competitor_s_task_by_its_own_rule(runs, tiny_benchmark, variant):
+    """``segp-hf eval`` on a competitor's task gives its run's row of the matrix (R1 / M7, not the dual path)."""
+    from segp_hf.commands.eval_task import evaluate_checkpoint
+
+    folder, results = runs[variant]
+    result = evaluate_checkpoint(f"{folder}@task-2", benchmark=tiny_benchmark)
+    assert result["acc_per_task"] == pytest.approx(results["acc_matrix"][2][:3], abs=1e-9)
+
+
+@pytest.mark.parametrize("variant", COMPETITORS)
 def test_resume_after_a_task_restores_the_state(runs, tiny_clip_dir, tiny_benchmark, tmp_path, variant, monkeypatch):
     _, uninterrupted = runs[variant]
     killed_as_task_starts(monkeypatch, 2, lambda: _run(tiny_clip_dir, tiny_benchmark, tmp_path, variant))
@@ -139,6 +149,7 @@ def test_rapf_retention_scores_held_out_sets_with_its_adapter(tiny_clip_dir, tin
     from segp_hf.evaluation.zero_shot import evaluate_zero_shot, load_retention_set
     from segp_hf.hub.inference import load_task
     from segp_hf.modeling.preprocessing import build_image_processor
+    from segp_hf.variants.mg_clip.state import MGCLIPState
     from segp_hf.variants.registry import held_out_scorer
 
     results = _run(tiny_clip_dir, tiny_benchmark, tmp_path, "rapf", num_tasks=2, zero_shot_sets=["shapes_heldout"],
@@ -147,9 +158,9 @@ def test_rapf_retention_scores_held_out_sets_with_its_adapter(tiny_clip_dir, tin
     processor, tokenizer = build_image_processor(tiny_clip_dir), AutoTokenizer.from_pretrained(tiny_clip_dir)
     frozen = 100 * evaluate_zero_shot(CLIPModel.from_pretrained(tiny_clip_dir), processor, tokenizer, held_out)
     loaded = load_task(str(tmp_path), task=1)
-    scorer = held_out_scorer("rapf", loaded.variant_state, loaded.config)
+    scorer = held_out_scorer(loaded.variant_state, loaded.settings)
     with_adapter = 100 * evaluate_zero_shot(loaded.model, processor, tokenizer, held_out, scorer=scorer)
     table = results["zero_shot_retention"]["shapes_heldout"]
     assert table == {"before": pytest.approx(frozen), "after": pytest.approx(with_adapter)}
     assert with_adapter != pytest.approx(frozen)  # so a CLIP-path "after" cannot pass unnoticed
-    assert held_out_scorer("mg-clip", None, {}) is None and held_out_scorer("segp-cl", None, {}) is None
+    assert held_out_scorer(MGCLIPState(), None) is None and held_out_scorer(None, None) is None

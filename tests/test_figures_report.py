@@ -10,11 +10,7 @@ import pytest
 from conftest import tiny_settings
 
 from segp_hf import cli
-from segp_hf.commands.ablate import (
-    ABLATION_FIGURES,
-    figure_links,
-    write_ablation_figures,
-)
+from segp_hf.commands.ablate import ABLATION_FIGURES, figure_links, write_ablation_figures
 from segp_hf.commands.report import differing_settings, load_run, write_report
 from segp_hf.recipe import parse_config
 from segp_hf.run.continual import run_continual

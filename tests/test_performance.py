@@ -9,15 +9,8 @@ from transformers import CLIPModel, default_data_collator
 
 from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
 from segp_hf.data.scenario import prompts_for, tokenize_prompts
-from segp_hf.method.switches import method_switches
 from segp_hf.method.task_state import TaskState
-from segp_hf.modeling.student import (
-    build_lora_clip,
-    encode_images,
-    encode_texts,
-    logit_scale_of,
-    merged_copy,
-)
+from segp_hf.modeling.student import build_lora_clip, encode_images, encode_texts, logit_scale_of, merged_copy
 from segp_hf.recipe import parse_config
 from segp_hf.run.continual import build_scenario
 from segp_hf.trainer import SeGPTrainer
@@ -86,8 +79,8 @@ def _task1_trainer(tiny_clip_dir, tiny_benchmark, tmp_path, **overrides):
     scenario, template = build_scenario(model_args, data_args, tiny_benchmark)
     model = _trained_lora(tiny_clip_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_clip_dir)
-    state = TaskState(
-        switches=method_switches(config.variant),
+    state = TaskState.for_run(
+        config.variant,
         text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)),
         logit_scale=logit_scale_of(model),
         pixel_normalizer=scenario.pixel_normalizer,

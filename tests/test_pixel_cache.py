@@ -19,13 +19,7 @@ from transformers import CLIPImageProcessor, default_data_collator
 
 from segp_hf.data import pixel_cache
 from segp_hf.data import scenario as scenario_module
-from segp_hf.data.pixel_cache import (
-    CachePlan,
-    PixelNormalizer,
-    PixelStore,
-    model_pixels,
-    plan_cache,
-)
+from segp_hf.data.pixel_cache import CachePlan, PixelNormalizer, PixelStore, model_pixels, plan_cache
 from segp_hf.data.scenario import ClassIncrementalScenario
 from segp_hf.data.spec import DataError
 from segp_hf.recipe import parse_config

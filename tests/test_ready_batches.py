@@ -13,7 +13,6 @@ from transformers import CLIPImageProcessor, default_data_collator
 from segp_hf.data.pixel_cache import CachePlan
 from segp_hf.data.ready_batches import CachedSplit, ReadyBatch, ready_batches
 from segp_hf.data.scenario import ClassIncrementalScenario
-from segp_hf.method.switches import method_switches
 from segp_hf.method.task_state import TaskState
 from segp_hf.modeling.student import build_lora_clip, encode_dataset, logit_scale_of
 from segp_hf.recipe import parse_config
@@ -76,9 +75,9 @@ def trainer_parts(tiny_clip_dir, tiny_benchmark, tmp_path):
     scenario, template = build_scenario(model_args, data_args, tiny_benchmark)
     model = build_lora_clip(tiny_clip_dir, r=4)
     tokenizer = AutoTokenizer.from_pretrained(tiny_clip_dir)
-    state = TaskState(switches=method_switches(config.variant), logit_scale=logit_scale_of(model),
-                      text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)),
-                      pixel_normalizer=scenario.pixel_normalizer)
+    state = TaskState.for_run(config.variant, logit_scale=logit_scale_of(model),
+                              text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)),
+                              pixel_normalizer=scenario.pixel_normalizer)
     return model, config, scenario, state
 
 

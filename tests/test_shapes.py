@@ -9,14 +9,7 @@ import numpy as np
 import pytest
 
 from segp_hf.data import shapes
-from segp_hf.data.shapes import (
-    ALL_CLASSES,
-    COLOURS,
-    SHAPES,
-    TASK_CLASSES,
-    make_shapes_dataset,
-    render_arrays,
-)
+from segp_hf.data.shapes import ALL_CLASSES, COLOURS, SHAPES, TASK_CLASSES, make_shapes_dataset, render_arrays
 
 FEW = ["red circle", "blue triangle", "green star", "white bar"]
 

@@ -10,20 +10,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import (
-    AutoProcessor,
-    AutoTokenizer,
-    CLIPImageProcessor,
-    CLIPModel,
-    CLIPProcessor,
-)
+from transformers import AutoProcessor, AutoTokenizer, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-from segp_hf.data.shapes import (
-    ALL_CLASSES,
-    TASK_CLASSES,
-    make_shapes_dataset,
-    render_arrays,
-)
+from segp_hf.data.shapes import ALL_CLASSES, TASK_CLASSES, make_shapes_dataset, render_arrays
 from segp_hf.modeling.toy_clip import (
     MODEL_MAX_LENGTH,
     _normalise,

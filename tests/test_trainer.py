@@ -9,7 +9,6 @@ from transformers import default_data_collator
 from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
 from segp_hf.data.scenario import prompts_for, tokenize_prompts
 from segp_hf.method.anchors import AnchorSet
-from segp_hf.method.switches import method_switches
 from segp_hf.method.task_state import TaskState
 from segp_hf.modeling.student import build_lora_clip, logit_scale_of
 from segp_hf.recipe import parse_config
@@ -25,8 +24,8 @@ def _setup(tiny_clip_dir, tiny_benchmark, tmp_path, task=1, **overrides):
     torch.manual_seed(0)
     model = build_lora_clip(tiny_clip_dir, r=4)
     tokenizer = AutoTokenizer.from_pretrained(tiny_clip_dir)
-    state = TaskState(
-        switches=method_switches(config.variant),
+    state = TaskState.for_run(
+        config.variant,
         text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)),
         logit_scale=logit_scale_of(model),
         pixel_normalizer=scenario.pixel_normalizer,

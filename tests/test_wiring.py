@@ -19,12 +19,7 @@ from segp_hf.callbacks import PrototypeCallback, TeacherTargetsCallback
 from segp_hf.config import SeGPConfig
 from segp_hf.method.anchors import AnchorSet, build_anchors
 from segp_hf.method.prototypes import update_prototypes
-from segp_hf.modeling.student import (
-    build_lora_clip,
-    clip_of,
-    encode_dataset,
-    encode_texts,
-)
+from segp_hf.modeling.student import build_lora_clip, clip_of, encode_dataset, encode_texts
 from segp_hf.recipe import load_recipe, parse_config
 from segp_hf.trainer import SeGPTrainer
 
@@ -316,8 +311,7 @@ def test_vit_b16_has_the_papers_3_44m_trainable_parameters():
     from peft import get_peft_model
     from transformers import CLIPConfig, CLIPModel
 
-    from segp_hf.modeling.student import lora_config, peft_wrapping
-    from segp_hf.modeling.student import train_only_lora_B
+    from segp_hf.modeling.student import lora_config, peft_wrapping, train_only_lora_B
 
     config = CLIPConfig(
         text_config=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8,
@@ -351,6 +345,7 @@ def _margins(logits):
 
 def test_bf16_predictions_equal_float32_ones_where_the_margin_exceeds_float_rounding(
         tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
+    import segp_hf.method.prototypes as scorer_module
     import segp_hf.trainer as trainer_module
 
     image, text = _close_call_embeddings()
@@ -367,7 +362,8 @@ def test_bf16_predictions_equal_float32_ones_where_the_margin_exceeds_float_roun
     state.logit_scale = 100.0
     state.bounds = (0, text.shape[0])
     state.text_inputs = {k: v[:1].expand(text.shape[0], -1) for k, v in state.text_inputs.items()}
-    monkeypatch.setattr(trainer_module, "encode_images", lambda m, pixels, raw_feature="pre_projection": (image, image))
+    for module in (trainer_module, scorer_module):  # the loss's towers and the scorer's
+        monkeypatch.setattr(module, "encode_images", lambda m, pixels, raw_feature="pre_projection": (image, image))
     monkeypatch.setattr(trainer_module, "encode_texts", lambda m, **inputs: text)
     batch = {"pixel_values": torch.zeros(len(image), 3, 16, 16), "labels": reference.argmax(-1)}
     _, logits, _ = trainer.prediction_step(model, batch, prediction_loss_only=False)
@@ -391,3 +387,18 @@ def test_tower_outputs_are_float32_under_autocast(tiny_clip_dir):
         embeds, raw = encode_images(model, torch.randn(2, 3, 16, 16))
         text = encode_texts(model, torch.tensor([[2, 5, 3]]), torch.ones(1, 3, dtype=torch.long))
     assert embeds.dtype == raw.dtype == text.dtype == torch.float32
+
+
+def test_eval_mode_turns_dropout_off_and_restores_the_mode_it_found_even_on_error():
+    from segp_hf.modeling.student import eval_mode
+
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5))
+    for mode in (True, False):
+        model.train(mode)
+        with eval_mode(model):
+            assert not model.training and not model[0].training
+        assert model.training is mode
+    model.train()
+    with pytest.raises(RuntimeError), eval_mode(model):
+        raise RuntimeError("a measurement failed")
+    assert model.training

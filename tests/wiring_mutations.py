@@ -61,8 +61,12 @@ MUTATIONS = [
     ('load_task ignores the competitor scorer', 'segp_hf/hub/inference.py', '        if method is not None:  # the competitor', '        if False:  # the competitor', 'test_competitors.py::load_task'),
     ('competitor state not saved', 'segp_hf/run/checkpoints.py', '            variant_state.save(staging)', '            pass', 'test_competitors.py::load_task'),
     ('competitor state not restored', 'segp_hf/run/continual.py', '            self.variant.state.restore(last)', '            pass', 'test_competitors.py::resume_after'),
-    ('rapf retention through the frozen CLIP', 'segp_hf/variants/registry.py', 'rapf_scores, scores_held_out=True)', 'rapf_scores, scores_held_out=False)', 'test_competitors.py::retention'),
+    ('rapf retention through the frozen CLIP', 'segp_hf/variants/rapf/state.py', '    scores_held_out = True', '    scores_held_out = False', 'test_competitors.py::retention'),
     ('rapf allowed on several processes', 'segp_hf/run/distributed.py', 'if getattr(config, "variant", None) == "rapf" and config.world_size > 1:', 'if False:', 'test_parallel_modes.py'),
+    ('eval command ignores the competitor rule', 'segp_hf/commands/eval_task.py', ', variant_state=loaded.variant_state)', ')', 'test_competitors.py::eval_command'),
+    ('scorer ignores a competitor state', 'segp_hf/method/prototypes.py', '    if variant_state is not None:\n        return variant_state.score', '    if False:\n        return variant_state.score', 'test_competitor_wiring.py::mixture or R1'),
+    ('eval_mode never restores training', 'segp_hf/modeling/student.py', '    finally:\n        model.train(was_training)', '    finally:\n        pass', 'eval_mode'),
+    ('competitor end of task skipped', 'segp_hf/variants/base.py', '            self.variant_state.end_task(model, self.state, args)', '            pass', 'test_competitors.py::load_task_predicts'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

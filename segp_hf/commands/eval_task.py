@@ -11,7 +11,6 @@ from transformers import default_data_collator
 from ..errors import RecipeError
 from ..hub.inference import load_task
 from ..hub.tasks import parse_checkpoint_ref, resolve_task_folder
-from ..method.switches import method_switches
 from ..recipe import known_keys, parse_config
 from ..run import checkpoints as ckpt
 
@@ -55,12 +54,11 @@ def evaluate_checkpoint(ref: str, recipe: dict | None = None, overrides: list[st
                 f"the dataset's classes in class order ({scenario.ordered_class_names[:end][:5]}...) differ from "
                 f"the checkpoint's ({loaded.class_names[:5]}...); use the same benchmark and class_order"
             )
-        state = TaskState(switches=method_switches(config.variant), text_inputs=loaded.text_inputs,
-                          logit_scale=loaded.logit_scale, pixel_normalizer=scenario.pixel_normalizer)
-        state.prototypes = loaded.prototypes
+        state = TaskState.for_run(config.variant, loaded.text_inputs, loaded.logit_scale, scenario.pixel_normalizer,
+                                  loaded.prototypes)
         state.begin_task(task, scenario.bounds[task], None, default_data_collator)
         trainer = SeGPTrainer(model=loaded.model, args=dataclasses.replace(config, push_to_hub=False),
-                              data_collator=default_data_collator, task_state=state)
+                              data_collator=default_data_collator, task_state=state, variant_state=loaded.variant_state)
         tests = {other: scenario.test_dataset(other) for other in range(task + 1)}
         result = accuracy_round(trainer, scenario, task, tests, task + 1, task_incremental=False)
         row, sizes = result.row, [result.test_sizes[other] for other in range(task + 1)]

@@ -72,12 +72,7 @@ def format_plan(plan: Plan, max_names: int = 20, max_prompts: int = 2) -> str:
 
 def transfer_lines(data_args) -> list[str]:
     """What a full run of the recipe downloads and stores, said before anything is fetched."""
-    from ..data.hub_sources import (
-        SOURCES,
-        UNPINNED_REASON,
-        estimate_transfer,
-        format_bytes,
-    )
+    from ..data.hub_sources import SOURCES, UNPINNED_REASON, estimate_transfer, format_bytes
 
     if data_args.data_dir:
         return [f"data: local copy at {data_args.data_dir}; nothing is downloaded"]

@@ -10,20 +10,8 @@ import numpy as np
 
 from .fetching import check_columns, fetch_splits, split_columns
 from .hub_sources import SOURCES
-from .labels import (
-    NATIVE_LABEL,
-    name_lookup,
-    native_label_array,
-    native_split,
-    shared_label_column,
-)
-from .protocol_assets import (
-    RAPF_TEMPLATE,
-    extra_orders,
-    imagenet_r_manifest,
-    protocol,
-    rapf_imagenet_r_split,
-)
+from .labels import NATIVE_LABEL, name_lookup, native_label_array, native_split, shared_label_column
+from .protocol_assets import RAPF_TEMPLATE, extra_orders, imagenet_r_manifest, protocol, rapf_imagenet_r_split
 from .spec import BenchmarkSpec, DataError, LoadedBenchmark
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,6 @@ from .ready_batches import CachedSplit
 from .spec import DataError, LoadedBenchmark
 
 
-
 def task_bounds(num_classes: int, num_tasks: int) -> list[tuple[int, int]]:
     """Contiguous class ranges per task; when tasks do not divide the classes the first tasks get one more."""
     if not 1 <= num_tasks <= num_classes:
@@ -234,11 +233,7 @@ def tokenize_prompts(tokenizer, prompts) -> dict[str, torch.Tensor]:
 def _no_bookkeeping_bars():
     """``add_column`` on a ``select``-ed dataset flattens its index mapping with a progress bar of its own, once
     per task and split: internal bookkeeping of a few milliseconds, not progress a user waits on."""
-    from datasets.utils import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     was_disabled = are_progress_bars_disabled()
     disable_progress_bars()

@@ -7,13 +7,7 @@ import numpy as np
 
 from .fetching import check_columns, fetch_splits, hub_target, pick_split, split_columns
 from .hub_sources import LABEL_ALIASES, SOURCES, read_columns
-from .labels import (
-    arrow_column,
-    name_lookup,
-    native_label_array,
-    shared_label_column,
-    with_native_labels,
-)
+from .labels import arrow_column, name_lookup, native_label_array, shared_label_column, with_native_labels
 from .protocol_assets import RAPF_TEMPLATE, extra_orders, protocol
 from .spec import BenchmarkSpec, LoadedBenchmark
 

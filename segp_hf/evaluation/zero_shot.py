@@ -13,7 +13,7 @@ from ..data.scenario import prompts_for, tokenize_prompts
 from ..data.spec import DataError
 from ..data.zero_shot_sets import ZERO_SHOT_SETS, ZeroShotSet, load_zero_shot_set
 from ..method.prototypes import dual_path_scores
-from ..modeling.student import encode_images, encode_texts
+from ..modeling.student import encode_images, encode_texts, eval_mode
 
 # CLIP zero-shot scoring over a labelled image set: top-1 accuracy of the CLIP path, one prompt per class (the
 # retention measurement before and after the task sequence uses it; the sets are in data/zero_shot_sets.py).
@@ -25,24 +25,22 @@ def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet
     ``(model, pixels, text embeddings) -> logits`` where a variant scores otherwise than by the CLIP path
     (variants/registry.held_out_scorer)."""
     device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        tokens = tokenize_prompts(tokenizer, prompts_for(zero_shot.class_names, zero_shot.template))
-        text = torch.cat([
-            encode_texts(model, tokens["input_ids"][i:i + batch_size].to(device),
-                         tokens["attention_mask"][i:i + batch_size].to(device))
-            for i in range(0, len(zero_shot.class_names), batch_size)
-        ])
-        for start in range(0, len(zero_shot.dataset), batch_size):
-            batch = zero_shot.dataset[start:start + batch_size]
-            images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
-            pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-            predictions = _scores(model, pixels, text, scorer).argmax(dim=-1).cpu()
-            correct += int((predictions == torch.as_tensor(batch[zero_shot.label_column])).sum())
-            total += len(images)
-    model.train(was_training)
+    with eval_mode(model):
+        correct = total = 0
+        with torch.no_grad():
+            tokens = tokenize_prompts(tokenizer, prompts_for(zero_shot.class_names, zero_shot.template))
+            text = torch.cat([
+                encode_texts(model, tokens["input_ids"][i:i + batch_size].to(device),
+                             tokens["attention_mask"][i:i + batch_size].to(device))
+                for i in range(0, len(zero_shot.class_names), batch_size)
+            ])
+            for start in range(0, len(zero_shot.dataset), batch_size):
+                batch = zero_shot.dataset[start:start + batch_size]
+                images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
+                pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+                predictions = _scores(model, pixels, text, scorer).argmax(dim=-1).cpu()
+                correct += int((predictions == torch.as_tensor(batch[zero_shot.label_column])).sum())
+                total += len(images)
     return correct / max(total, 1)
 
 

@@ -7,21 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 from ..data.scenario import prompts_for, tokenize_prompts
-from ..method.prototypes import class_prototypes, dual_path_scores, effective_beta
-from ..method.switches import method_switches
+from ..method.prototypes import effective_beta, task_scores
+from ..method.task_state import TaskState
 from ..modeling.preprocessing import build_image_processor
-from ..modeling.student import (
-    encode_images,
-    encode_texts,
-    logit_scale_of,
-    peft_wrapping,
-    resolve_model_path,
-    train_only_lora_B,
-)
+from ..modeling.student import encode_texts, logit_scale_of, peft_wrapping, resolve_model_path, train_only_lora_B
 from ..run import checkpoints as ckpt
 from ..variants.registry import variant_method
 from .tasks import branch_name, resolve_task_folder
@@ -40,20 +34,31 @@ class LoadedTask:
     def __init__(self, model, prototypes, classes: dict, config: dict, tokenizer, image_processor, source: str,
                  variant_state=None):
         self.model = model.eval()
-        self.variant_state = variant_state  # a competitor's state (variants/registry.py): its scorer replaces the dual path
+        self.variant_state = variant_state  # a competitor's state (variants/): its own rule replaces the dual path
         self.prototypes = prototypes
         self.classes = classes
         self.config = config
+        # what the scorer reads of the run's settings, with the defaults of runs saved before a setting existed
+        self.settings = SimpleNamespace(**{"raw_feature": "pre_projection", "beta": 0.5, **config})
         self.task = int(classes["task"])
         self.class_names = list(classes["class_names_seen"])
         self.class_order = list(classes["class_order_seen"])
         self.tokenizer, self.image_processor, self.source = tokenizer, image_processor, source
         self.logit_scale = logit_scale_of(model)
-        self.raw_feature = config.get("raw_feature", "pre_projection")
-        self.beta = effective_beta(method_switches(config.get("variant", "segp-cl")), config.get("beta", 0.5))
         template = classes.get("prompt_template") or config.get("prompt_template")
         self.text_inputs = tokenize_prompts(tokenizer, prompts_for(self.class_names, template))
+        self.task_state = TaskState.for_run(config.get("variant", "segp-cl"), self.text_inputs, self.logit_scale,
+                                            prototypes=prototypes)
         self._text = None
+
+    @property
+    def raw_feature(self) -> str:
+        return self.settings.raw_feature
+
+    @property
+    def beta(self) -> float:
+        """The prototype path's weight at inference (0 for a variant without prototypes)."""
+        return effective_beta(self.task_state.switches, self.settings.beta)
 
     @property
     def device(self):
@@ -75,14 +80,10 @@ class LoadedTask:
 
     @torch.no_grad()
     def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Dual-path logits (images x seen classes), by the scorer the run's evaluation uses (evaluation/rounds.py)."""
-        method = variant_method(self.config.get("variant", "segp-cl"))
-        if method is not None:  # the competitor's own inference rule, the one its run's evaluation used
-            return method.scorer(self.model, pixel_values.to(self.device), self.text_embeddings(),
-                                 torch.arange(len(self.class_names)), self.logit_scale, self.variant_state, self.config)
-        embeds, raw = encode_images(self.model, pixel_values.to(self.device), self.raw_feature)
-        prototypes = class_prototypes(self.prototypes, torch.arange(len(self.class_names)))
-        return dual_path_scores(embeds, raw, self.text_embeddings(), prototypes, self.logit_scale, self.beta)
+        """Logits (images x seen classes) by the scorer the run's evaluation used (``method.prototypes.task_scores``):
+        the dual path, or a competitor's own rule."""
+        return task_scores(self.model, pixel_values.to(self.device), self.text_embeddings(),
+                           torch.arange(len(self.class_names)), self.task_state, self.settings, self.variant_state)
 
     def predict(self, images, batch_size: int = 64) -> TaskPrediction:
         """PIL images (or a ``pixel_values`` tensor) -> predicted class positions and names."""

@@ -8,13 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..modeling.student import (
-    clip_of,
-    device_of,
-    encode_dataset,
-    encode_images,
-    float32_heads,
-)
+from ..modeling.student import clip_of, device_of, encode_dataset, encode_images, eval_mode, float32_heads
 from ..run.distributed import distributed_world
 from .losses import clip_logits
 
@@ -84,15 +78,13 @@ def update_prototypes(model, task_state, args):
     (``task_state``: the run's TaskState, whose ``prototypes`` is the bank)."""
     if not task_state.switches.prototypes:
         return
-    was_training = model.training
-    model.eval()
-    start, end = task_state.bounds
-    if start > 0 and task_state.anchors is not None and task_state.prototypes is not None:
-        task_state.prototypes = _transferred_bank(model, task_state, args)
-    new_prototypes = _new_class_means(model, task_state, args)
-    old = task_state.prototypes[:start].to(new_prototypes) if task_state.prototypes is not None else new_prototypes[:0]
-    task_state.prototypes = torch.cat([old, new_prototypes])
-    model.train(was_training)
+    with eval_mode(model):
+        start, end = task_state.bounds
+        if start > 0 and task_state.anchors is not None and task_state.prototypes is not None:
+            task_state.prototypes = _transferred_bank(model, task_state, args)
+        new_prototypes = _new_class_means(model, task_state, args)
+        old = task_state.prototypes[:start].to(new_prototypes) if task_state.prototypes is not None else new_prototypes[:0]
+        task_state.prototypes = torch.cat([old, new_prototypes])
 
 
 def _transferred_bank(model, task_state, args) -> torch.Tensor:
@@ -160,3 +152,16 @@ def dual_path_scores(image_embeds, raw_feats, text_embeds, prototypes, logit_sca
         if not beta or prototypes is None:
             return dual_path_logits(image_embeds, text_embeds, raw_feats, None, logit_scale, beta=0.0)
         return dual_path_logits(image_embeds, text_embeds, raw_feats, prototypes.to(raw_feats.device), logit_scale, beta)
+
+
+def task_scores(model, pixel_values, text_embeds, classes, task_state, settings, variant_state=None) -> torch.Tensor:
+    """The one scorer of a run's evaluation (``SeGPTrainer.predict_logits``) and of a loaded task
+    (``LoadedTask.logits``): logits over ``classes`` (class positions; ``text_embeds`` their text embeddings).
+    A competitor's state scores by its own rule (``variant_state.score``: RAPF's R1, MG-CLIP's M7); SeGP-CL's
+    variants by the dual path with the task's prototypes (the CLIP path alone where the variant or a class has
+    none). ``settings``: the run's SeGPConfig or the attributes of a saved one."""
+    if variant_state is not None:
+        return variant_state.score(model, pixel_values, text_embeds, classes, task_state.logit_scale, settings)
+    image_embeds, raw = encode_images(model, pixel_values, settings.raw_feature)
+    return dual_path_scores(image_embeds, raw, text_embeds, class_prototypes(task_state.prototypes, classes),
+                            task_state.logit_scale, effective_beta(task_state.switches, settings.beta))

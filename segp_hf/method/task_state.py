@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .anchors import AnchorSet
-from .switches import MethodSwitches
+from .switches import MethodSwitches, method_switches
 
 
 @dataclass
@@ -34,6 +34,15 @@ class TaskState:
     teacher_task: int | None = None  # the task whose teacher targets (above) are computed
     pixel_normalizer: object = None  # data.pixel_cache.PixelNormalizer: cached uint8 batches -> model input
     timing: dict = field(default_factory=dict)  # this task's seconds per phase (run/timing.py), filled as it runs
+
+    @classmethod
+    def for_run(cls, variant: str, text_inputs: dict | None = None, logit_scale: float = 100.0, pixel_normalizer=None,
+                prototypes: torch.Tensor | None = None) -> TaskState:
+        """The one way a run's task state is made (the loop, ``segp-hf eval``, tests, benchmarks): ``variant``'s
+        switches, the prompts' token ids of every class, the model's logit scale, the cached pixels' normaliser and,
+        for a saved task, its prototype bank."""
+        return cls(switches=method_switches(variant), text_inputs=text_inputs, logit_scale=logit_scale,
+                   pixel_normalizer=pixel_normalizer, prototypes=prototypes)
 
     @property
     def start(self) -> int:

@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import torch
 
-from ..modeling.student import adapter_disabled, device_of, encode_dataset, encode_texts
-from ..run.distributed import (
-    broadcast_from_main,
-    distributed_world,
-    gather_shards,
-    shard_bounds,
-)
+from ..modeling.student import adapter_disabled, device_of, encode_dataset, encode_texts, eval_mode
+from ..run.distributed import broadcast_from_main, distributed_world, gather_shards, shard_bounds
 from .anchors import build_anchors
 from .losses import tsgr_neighbours
 
@@ -26,19 +21,17 @@ def prepare_teacher_targets(model, task_state, args):
     callback then finds the targets ready and leaves them alone."""
     if task_state.teacher_task == task_state.task:
         return
-    was_training = model.training
-    model.eval()
-    switches = task_state.switches
-    if switches.tsgr and args.lambda_tsgr:
-        _tsgr_reference(model, task_state, args)
-    if task_state.start > 0 and switches.distillation is not None and args.lambda_acgd:
-        old_text, embeds = _teacher_view_of_task(model, task_state, args)
-        if switches.distillation == "anchors":
-            task_state.anchors = build_anchors(model, task_state, args, old_text, embeds)
-        else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
-            task_state.lwf_teacher_logits = (task_state.logit_scale * embeds @ old_text.T).contiguous()
-            broadcast_from_main(task_state.lwf_teacher_logits)
-    model.train(was_training)
+    with eval_mode(model):
+        switches = task_state.switches
+        if switches.tsgr and args.lambda_tsgr:
+            _tsgr_reference(model, task_state, args)
+        if task_state.start > 0 and switches.distillation is not None and args.lambda_acgd:
+            old_text, embeds = _teacher_view_of_task(model, task_state, args)
+            if switches.distillation == "anchors":
+                task_state.anchors = build_anchors(model, task_state, args, old_text, embeds)
+            else:  # LwF: distil on the new images themselves, in dataset order (matched by sample_index)
+                task_state.lwf_teacher_logits = (task_state.logit_scale * embeds @ old_text.T).contiguous()
+                broadcast_from_main(task_state.lwf_teacher_logits)
     task_state.teacher_task = task_state.task
 
 

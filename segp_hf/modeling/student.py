@@ -173,6 +173,18 @@ def float32_heads(device):
 
 
 @contextmanager
+def eval_mode(model):
+    """``model.eval()`` for the block (no dropout, as the teacher and every measurement needs), then the training
+    mode it had, also when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
 def adapter_disabled(model):
     """The pretrained CLIP (LoRA off). On exit every parameter's ``requires_grad`` is as it was on entry: PEFT
     re-enables the whole adapter, which would unfreeze SeGP-CL's lora_A, and forcing B-only instead would freeze

@@ -12,12 +12,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, default_data_collator, set_seed
 
-from ..callbacks import (
-    NonFiniteLossCallback,
-    PrototypeCallback,
-    TeacherTargetsCallback,
-    diverged_advice,
-)
+from ..callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback, diverged_advice
 from ..data.registry import load_benchmark
 from ..data.scenario import prompts_for, scenario_for, tokenize_prompts
 from ..data.spec import LoadedBenchmark
@@ -37,28 +32,14 @@ from ..method.switches import method_switches
 from ..method.task_state import TaskState
 from ..method.teacher import prepare_teacher_targets
 from ..modeling.preprocessing import build_image_processor
-from ..modeling.student import (
-    build_lora_clip,
-    clip_of,
-    logit_scale_of,
-    lora_choices,
-    resolve_model_path,
-)
+from ..modeling.student import build_lora_clip, clip_of, logit_scale_of, lora_choices, resolve_model_path
 from ..recipe import config_to_dict
 from ..trainer import SeGPTrainer
 from ..variants.registry import competitor, held_out_scorer
 from . import checkpoints as ckpt
 from .console import evaluation_round, install_console, say, task_summary
 from .distributed import check_parallel_mode
-from .results import (
-    CURVE_PNG,
-    HEATMAP_PNG,
-    format_matrix,
-    format_metrics,
-    task_classes,
-    tracker_metrics,
-    write_results,
-)
+from .results import CURVE_PNG, HEATMAP_PNG, format_matrix, format_metrics, task_classes, tracker_metrics, write_results
 from .resume import check_branch_config, check_resume_config, read_saved_settings
 from .timing import task_timing, timed
 from .tracking import TrackerRun
@@ -101,8 +82,8 @@ class ContinualRunner:
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path),
                                                        revision=model_args.model_revision)
         self.retention_before, self.retention_after = None, None  # zero_shot_sets, {set: accuracy %}
-        self.state = TaskState(
-            switches=self.switches,
+        self.state = TaskState.for_run(
+            config.variant,
             text_inputs=tokenize_prompts(self.tokenizer, prompts_for(self.scenario.ordered_class_names, self.template)),
             logit_scale=logit_scale_of(self.model),
             pixel_normalizer=self.scenario.pixel_normalizer,
@@ -221,7 +202,7 @@ class ContinualRunner:
     def measure_retention(self, pretrained: bool) -> dict[str, float]:
         """Zero-shot accuracy (%) on the held-out ``zero_shot_sets``, of the pretrained CLIP or the model now (by
         the variant's own rule where it has one for held-out classes), with the run's image processor."""
-        scorer = held_out_scorer(self.config.variant, self.variant.state, self.config) if self.variant else None
+        scorer = held_out_scorer(self.variant.state, self.config) if self.variant else None
         return measure_model_retention(self.model, pretrained, self.scenario.image_processor, self.tokenizer,
                                        self.data_args, self.config.per_device_eval_batch_size, self.config.device,
                                        scorer)

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from ...data.pixel_cache import model_pixels
 from ...data.ready_batches import ready_batches
-from ...modeling.student import device_of, encode_images, encode_texts
+from ...modeling.student import device_of, encode_images, encode_texts, eval_mode
 from ..schedules import epoch_factor
 from . import math as mg_clip
 
@@ -29,11 +29,9 @@ def _logits(model, task_state, batch, device):
 @torch.no_grad()
 def gap_statistic(model, task_state, batch_size: int) -> float:
     """M2: mean over batches of the mean wrong-class logit (eval mode, the seen classes)."""
-    was_training = model.training
-    model.eval()
-    values = [mg_clip.negative_logit_mean(*_logits(model, task_state, batch, device_of(model)))
-              for batch in _loader(task_state, batch_size)]
-    model.train(was_training)
+    with eval_mode(model):
+        values = [mg_clip.negative_logit_mean(*_logits(model, task_state, batch, device_of(model)))
+                  for batch in _loader(task_state, batch_size)]
     return float(torch.stack(values).mean())
 
 

@@ -19,6 +19,13 @@ class MGCLIPState:
     rows: torch.Tensor | None = None  # (seen classes, d) agent weights w_c, class positions 0..C-1
     epochs: int | None = None  # the epoch count rule M3 found on the first task (mgclip_epochs: auto)
 
+    scores_held_out = False  # the agent has no rows for held-out classes: zero-shot sets go through the CLIP path
+
+    @classmethod
+    def fresh(cls, model, seed: int, device=None) -> "MGCLIPState":
+        """Before the first task: no agent rows, no epoch count yet."""
+        return cls()
+
     @property
     def classes(self) -> int:
         return 0 if self.rows is None else self.rows.shape[0]
@@ -42,10 +49,13 @@ class MGCLIPState:
         embeds, _, labels = encode_dataset(model, dataset, collator, batch_size, "projected", normalizer)
         return embeds, labels
 
-    def end_task(self, model, dataset, collator, normalizer, start: int, args) -> None:
+    def end_task(self, model, task, args) -> None:
         """M4 rows at the class means of F^S for the task's classes, then M6: those rows trained with intra-task
-        CE on the task's cached features (backbone frozen), Adam, per-step cosine (S2); old rows never move."""
-        feats, labels = self._features(model, dataset, collator, args.per_device_eval_batch_size, normalizer)
+        CE on the task's cached features (backbone frozen), Adam, per-step cosine (S2); old rows never move.
+        ``task``: the run's TaskState, ``args``: its settings."""
+        start = task.start
+        feats, labels = self._features(model, task.train_dataset, task.data_collator, args.per_device_eval_batch_size,
+                                       task.pixel_normalizer)
         new = torch.nn.Parameter(mg_clip.class_mean_weights(feats, labels))
         old = (self.rows[:start].to(new) if self.rows is not None else new[:0]).detach()
         batch, epochs = args.mgclip_agent_batch_size, args.mgclip_agent_epochs
@@ -66,19 +76,14 @@ class MGCLIPState:
                     step += 1
         self.rows = torch.cat([old, new.detach()])
 
-
-def _setting(settings, name):
-    return settings[name] if isinstance(settings, dict) else getattr(settings, name)
-
-
-def mgclip_scores(model, pixel_values, text_embeds, classes, logit_scale: float, state: MGCLIPState, settings):
-    """Inference M7: log((a softmax(z_clip) + b softmax(cos(F, w))) / (a + b)) over the scored classes; the CLIP
-    path z_clip alone where a scored class has no agent row (a future task, a zero-shot set)."""
-    embeds = encode_images(model, pixel_values, "projected")[0]
-    with float32_heads(embeds.device):
-        clip_logits = logit_scale * embeds @ text_embeds.T
-        if state.rows is None or int(classes.max()) >= state.rows.shape[0]:
-            return clip_logits
-        agent = mg_clip.visual_logits(embeds, state.rows[classes.to(state.rows.device)].to(embeds.device))
-        return mg_clip.combined_log_probs(clip_logits, agent, _setting(settings, "mgclip_clip_weight"),
-                                          _setting(settings, "mgclip_agent_weight"))
+    def score(self, model, pixel_values, text_embeds, classes, logit_scale: float, settings) -> torch.Tensor:
+        """Inference M7: log((a softmax(z_clip) + b softmax(cos(F, w))) / (a + b)) over the scored classes; the CLIP
+        path z_clip alone where a scored class has no agent row (a future task, a zero-shot set)
+        (``method.prototypes.task_scores`` calls it in place of the dual path)."""
+        embeds = encode_images(model, pixel_values, "projected")[0]
+        with float32_heads(embeds.device):
+            clip_logits = logit_scale * embeds @ text_embeds.T
+            if self.rows is None or int(classes.max()) >= self.rows.shape[0]:
+                return clip_logits
+            agent = mg_clip.visual_logits(embeds, self.rows[classes.to(self.rows.device)].to(embeds.device))
+            return mg_clip.combined_log_probs(clip_logits, agent, settings.mgclip_clip_weight, settings.mgclip_agent_weight)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...modeling.student import encode_dataset, encode_images, float32_heads
+from ...modeling.student import clip_of, encode_dataset, encode_images, float32_heads
 from ..base import load_state, save_state
 from . import math as rapf
 
@@ -22,9 +22,13 @@ class RAPFState:
     adapter_old: torch.Tensor | None = None  # W as the task started (fusion R9); within a task only
     pairs: torch.Tensor | None = None  # (P, 2) hard (old, new) pairs of the task (R6); within a task only
 
+    scores_held_out = True  # R1 (W applies to any class) also scores the zero-shot sets (docs/variants.md, choice 11)
+
     @classmethod
-    def fresh(cls, dim: int, seed: int, device=None) -> "RAPFState":
-        """R1: ``nn.Linear``'s default init, drawn from a generator seeded by the run's seed."""
+    def fresh(cls, model, seed: int, device=None) -> "RAPFState":
+        """R1: ``nn.Linear``'s default init of W (projection dim x projection dim), drawn from a generator seeded
+        by the run's seed."""
+        dim = clip_of(model).config.projection_dim
         weight = rapf.init_adapter(dim, torch.Generator().manual_seed(seed))
         return cls(torch.nn.Parameter(weight.to(device)))
 
@@ -82,10 +86,13 @@ class RAPFState:
         return rapf.hinge_loss(samples @ self.adapter.T, text, positive, negative, margin)
 
     @torch.no_grad()
-    def end_task(self, model, dataset, collator, batch_size: int, normalizer, start: int, mix_bias: float) -> None:
-        """R2 statistics of the task's classes (appended in class-position order), then the fusion R9 (t >= 2)."""
-        _, feats, labels = encode_dataset(model, dataset, collator, batch_size, "projected", normalizer)
+    def end_task(self, model, task, args) -> None:
+        """R2 statistics of the task's classes (appended in class-position order), then the fusion R9 (t >= 2);
+        ``task``: the run's TaskState, ``args``: its settings."""
+        _, feats, labels = encode_dataset(model, task.train_dataset, task.data_collator, args.per_device_eval_batch_size,
+                                          "projected", task.pixel_normalizer)
         _, means, covs = rapf.class_statistics(feats, labels)
+        start, mix_bias = task.start, args.rapf_mix_bias
         keep = slice(0, start)
         self.means = means if self.means is None else torch.cat([self.means[keep].to(means), means])
         self.covs = covs if self.covs is None else torch.cat([self.covs[keep].to(covs), covs])
@@ -94,8 +101,9 @@ class RAPFState:
         self.adapter_old, self.pairs = None, None
 
 
-def rapf_scores(model, pixel_values, text_embeds, classes, logit_scale: float, state: RAPFState, args) -> torch.Tensor:
-    """Inference R1: ``s cos(W f(x), u_c)`` over the scored classes, f the frozen CLIP's projected image embedding."""
-    feats = encode_images(model, pixel_values, "projected")[1]
-    with float32_heads(feats.device):
-        return rapf.adapter_logits(feats, state.adapter.detach().to(feats.device), text_embeds, logit_scale)
+    def score(self, model, pixel_values, text_embeds, classes, logit_scale: float, settings) -> torch.Tensor:
+        """Inference R1: ``s cos(W f(x), u_c)`` over the scored classes, f the frozen CLIP's projected image
+        embedding (``method.prototypes.task_scores`` calls it in place of the dual path)."""
+        feats = encode_images(model, pixel_values, "projected")[1]
+        with float32_heads(feats.device):
+            return rapf.adapter_logits(feats, self.adapter.detach().to(feats.device), text_embeds, logit_scale)

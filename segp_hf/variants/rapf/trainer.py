@@ -9,20 +9,21 @@ from __future__ import annotations
 import os
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ...modeling.student import encode_images, encode_texts, float32_heads
-from ...run.timing import timed
 from ...trainer import SeGPTrainer
+from ..base import EndOfTaskCallback
 from . import math as rapf
-from .state import RAPFState, rapf_scores
+from .state import RAPFState
 
 
 class RAPFTrainer(SeGPTrainer):
+    loss_terms = ("loss_cls", "loss_hinge")  # R8's CE and R7's hinge
+
     def __init__(self, *args, variant_state: RAPFState, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.variant_state = variant_state
+        super().__init__(*args, variant_state=variant_state, **kwargs)
         for parameter in self.model.parameters():  # CLIP and its LoRA frozen: W is the whole trainable set
             parameter.requires_grad_(False)
         self.variant_state.adapter.requires_grad_(True)
@@ -92,11 +93,6 @@ class RAPFTrainer(SeGPTrainer):
             self._record_terms(terms)
         return (loss, {"logits": logits}) if return_outputs else loss
 
-    # ------------------------------------------------------------------ inference (R1)
-    def score(self, model, pixel_values, text_embeds, classes):
-        return rapf_scores(model, pixel_values, text_embeds, classes, self.task_state.logit_scale,
-                           self.variant_state, self.args)
-
     # ------------------------------------------------------------------ checkpoints inside a task
     def _save_checkpoint(self, model, trial):
         # W is no model weight: it goes into the checkpoint folder first (trainer_state.json, written last by
@@ -111,21 +107,9 @@ class RAPFTrainer(SeGPTrainer):
         self.variant_state.restore(resume_from_checkpoint)
 
 
-class RAPFCallback(TrainerCallback):
+class RAPFCallback(EndOfTaskCallback):
     """After each optimizer step: W's gradient cleared (Trainer zeroes only the model's, and W is no model weight).
-    end_task: the Gaussians of the task's classes (R2), then the fusion of W with W_old (R9)."""
-
-    def __init__(self, task_state, variant_state: RAPFState):
-        self.state, self.variant_state = task_state, variant_state
+    The task's end (the base's): the Gaussians of the task's classes (R2), then the fusion of W with W_old (R9)."""
 
     def on_optimizer_step(self, args, state, control, **kwargs):
         self.variant_state.adapter.grad = None
-
-    def on_train_end(self, args, state, control, model=None, **kwargs):
-        was_training = model.training
-        model.eval()
-        task = self.state
-        with timed(task.timing, "prototypes_s"):
-            self.variant_state.end_task(model, task.train_dataset, task.data_collator, args.per_device_eval_batch_size,
-                                        task.pixel_normalizer, task.start, args.rapf_mix_bias)
-        model.train(was_training)
