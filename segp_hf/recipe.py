@@ -137,10 +137,15 @@ LEGACY_DEFAULTS = {
 }
 
 
-def default_settings() -> dict:
+SAVED_BEFORE = {"mg-clip": mg_clip_config.SAVED_BEFORE}  # a variant's own settings whose default changed
+
+
+def default_settings(variant: str | None = None) -> dict:
     """:func:`config_to_dict` of a run with every default: what a run saved before a setting existed used
-    (:data:`LEGACY_DEFAULTS` where the default has changed since)."""
-    return {**config_to_dict(ModelArguments(), DataArguments(), SeGPConfig(output_dir="unused")), **LEGACY_DEFAULTS}
+    (:data:`LEGACY_DEFAULTS` where the default has changed since; for a run of ``variant``, also that variant's
+    ``SAVED_BEFORE``)."""
+    return {**config_to_dict(ModelArguments(), DataArguments(), SeGPConfig(output_dir="unused")), **LEGACY_DEFAULTS,
+            **SAVED_BEFORE.get(variant, {})}
 
 
 _TRAINING_KEYS = (

@@ -355,6 +355,7 @@ RULES: tuple[Rule, ...] = (
     at_least("mgclip_agent_epochs", 0, "0 keeps the agent rows at the class means"),
     at_least("mgclip_agent_weight", 0),
     at_least("mgclip_clip_weight", 0),
+    choice("mgclip_clip_softmax", ("twice", "once")),
     at_least("hub_push_retries", 0),
     at_least("hub_push_backoff", 0),
     # training (TrainingArguments)

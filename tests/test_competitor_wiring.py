@@ -246,9 +246,16 @@ def test_mgclip_predicts_with_the_1_to_4_mixture_and_the_clip_path_for_future_ta
     with torch.no_grad():
         feats = _f(runner.model, batch["pixel_values"])
         clip_logits = runner.state.logit_scale * _cos(feats, _text(runner.model, runner.state))
-        mixture = (torch.softmax(clip_logits, -1) + 4 * torch.softmax(_cos(feats, runner.variant.state.rows), -1)) / 5
+        agent = 4 * torch.softmax(_cos(feats, runner.variant.state.rows), -1)
+        twice = (torch.softmax(torch.softmax(clip_logits, -1), -1) + agent) / 5  # the authors' code, the default
+        once = (torch.softmax(clip_logits, -1) + agent) / 5  # mgclip_clip_softmax: once (the paper's formula)
+    assert trainer.args.mgclip_clip_softmax == "twice"
     _, logits, _ = trainer.prediction_step(runner.model, batch, prediction_loss_only=False)
-    torch.testing.assert_close(logits, mixture.log(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits, twice.log(), rtol=1e-5, atol=1e-5)
+    trainer.args.mgclip_clip_softmax = "once"
+    _, logits, _ = trainer.prediction_step(runner.model, batch, prediction_loss_only=False)
+    torch.testing.assert_close(logits, once.log(), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(twice, once, atol=1e-3)  # the two readings differ on this batch
     future = torch.arange(6)  # classes 4, 5 have no agent row yet: CLIP path only
     trainer._eval_text = None  # evaluate() clears it per round
     with trainer.scoring(future):

@@ -55,11 +55,39 @@ def test_published_settings_apply_unless_given_explicitly(tmp_path):
     m, _, g = parse_config(recipe, [*base, "--variant", "mg-clip"])  # MindtheGap cifar100_10-10.yaml
     assert (m.lora_r, m.lora_alpha, m.lora_target_modules, g.lora_trainable, g.lora_init_A) == (8, 1.0, ["k_proj", "v_proj"], "AB", "xavier")
     assert (g.num_train_epochs, g.per_device_train_batch_size, g.mgclip_agent_lr, g.epoch_lr_schedule) == (1, 128, 5e-4, "cosine")
+    assert g.mgclip_clip_softmax == "twice"  # models.py returns softmax(z) in test mode; main.py softmaxes it again
     # explicit: the command line, or a recipe written for the variant itself
     _, _, r = parse_config(recipe, [*base, "--variant=rapf", "--num_train_epochs", "3"])
     assert r.num_train_epochs == 3 and r.learning_rate == 1e-3
     _, _, r = parse_config({**recipe, "variant": "rapf", "learning_rate": 0.5}, base)
     assert r.learning_rate == 0.5 and r.num_train_epochs == 10 and r.rapf_beta == 2.0
+
+
+def test_runs_saved_before_mgclip_clip_softmax_existed_count_as_once(tmp_path):
+    """Until issue 28, M7 took a single softmax of CLIP's logits: an MG-CLIP run saved then (no
+    ``mgclip_clip_softmax`` key) is not resumed under today's ``twice``, which would change its predictions mid-run,
+    but is with ``once``; a SeGP-CL run saved then resumes as before; a loaded task's saved settings score ``once``."""
+    from segp_hf.errors import RecipeError
+    from segp_hf.hub.inference import saved_run_settings
+    from segp_hf.recipe import config_to_dict
+    from segp_hf.run.resume import check_resume_config, read_saved_settings
+
+    for variant in ("mg-clip", "segp-cl"):
+        folder = tmp_path / variant
+        folder.mkdir()
+        current = ckpt.nan_to_none(config_to_dict(*parse_config({"variant": variant, "output_dir": str(folder)})))
+        assert current["mgclip_clip_softmax"] == "twice"
+        older = {key: value for key, value in current.items() if key != "mgclip_clip_softmax"}
+        ckpt.write_json_atomic(folder / ckpt.CONFIG_FILE, older)
+        saved = read_saved_settings(folder, current)
+        assert saved["mgclip_clip_softmax"] == ("once" if variant == "mg-clip" else "twice")
+        if variant == "mg-clip":
+            with pytest.raises(RecipeError, match="mgclip_clip_softmax: saved 'once' vs now 'twice'"):
+                check_resume_config(saved, current, folder)
+            check_resume_config(saved, {**current, "mgclip_clip_softmax": "once"}, folder)
+            assert saved_run_settings(ckpt.read_json(folder / ckpt.CONFIG_FILE)).mgclip_clip_softmax == "once"
+        else:
+            check_resume_config(saved, current, folder)
 
 
 @pytest.fixture(scope="module")

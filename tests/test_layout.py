@@ -179,3 +179,12 @@ def test_the_readme_names_every_wing_and_top_level_module():
         path.name for path in PACKAGE.rglob("*.py")}  # a file named inside its wing's row (``math.py``)
     stale = {name for name in named if name.rstrip("/") not in here and not (PACKAGE.parent / name).exists()}
     assert sorted(expected - named) == [] and sorted(stale) == []
+
+
+def test_every_wiring_mutation_finds_its_line_once():
+    """A refactor that moves a mutated line must move its mutation too (tests/wiring_mutations.py)."""
+    tree = ast.parse((Path(__file__).parent / "wiring_mutations.py").read_text())
+    table = next(node.value for node in tree.body if isinstance(node, ast.Assign) and node.targets[0].id == "MUTATIONS")
+    lost = [entry.elts[0].value for entry in table.elts
+            if (PACKAGE.parent / entry.elts[1].value).read_text().count(entry.elts[2].value) != 1]
+    assert lost == []

@@ -113,6 +113,7 @@ def test_defaults_and_shipped_recipes_pass():
     (["--save_strategy", "epochs"], "save_strategy='epochs' is not valid"),
     (["--lora_target_modules", "k_proj", "v_prj"], "lora_target_modules=['v_prj'] is not valid"),
     (["--tsgr_reference", "student"], "tsgr_reference='student' is not valid"),
+    (["--mgclip_clip_softmax", "one"], "mgclip_clip_softmax='one' is not valid (did you mean 'once'?)"),
 ])
 def test_choices(argv, expected, nothing_built, tmp_path, capsys):
     code, err = _main(["train", "--output_dir", str(tmp_path), *argv], capsys)

@@ -248,11 +248,36 @@ def test_visual_agent_loss_by_hand_and_old_rows_frozen():
 
 
 def test_combined_log_probs_by_hand():
-    # clip softmax [0.25, 0.75], agent softmax [0.75, 0.25]; (1 * clip + 4 * agent) / 5 = [0.65, 0.35]
+    # the single-softmax reading: clip softmax [0.25, 0.75], agent softmax [0.75, 0.25];
+    # (1 * clip + 4 * agent) / 5 = [0.65, 0.35]
     clip = torch.tensor([[0.0, math.log(3.0)]])
     agent = torch.tensor([[math.log(3.0), 0.0]])
-    out = mg_clip.combined_log_probs(clip, agent)
+    out = mg_clip.combined_log_probs(clip, agent, clip_softmax="once")
     close(out.exp(), [[0.65, 0.35]])
     assert out.argmax(-1).item() == 0 and clip.argmax(-1).item() == 1  # the agent overrules CLIP here
     # equal weights: [0.5, 0.5]
-    close(mg_clip.combined_log_probs(clip, agent, 1.0, 1.0).exp(), [[0.5, 0.5]])
+    close(mg_clip.combined_log_probs(clip, agent, 1.0, 1.0, "once").exp(), [[0.5, 0.5]])
+    with pytest.raises(ValueError, match="clip_softmax"):
+        mg_clip.combined_log_probs(clip, agent, clip_softmax="thrice")
+
+
+def test_combined_log_probs_applies_the_softmax_twice_by_default_as_the_authors_code():
+    # 3 classes. CLIP logits [log 8, 0, 0]: softmax = [8, 1, 1] / 10 = [0.8, 0.1, 0.1] (CLIP prefers class 0).
+    # Agent cosines [0, log 1.25, 0] = [0, 0.223144, 0]: softmax = [1, 1.25, 1] / 3.25 = [4, 5, 4] / 13
+    #   = [0.307692, 0.384615, 0.307692] (the agent prefers class 1); 4 x that = [16, 20, 16] / 13
+    #   = [1.230769, 1.538462, 1.230769].
+    # once (the paper's formula): ([0.8, 0.1, 0.1] + [1.230769, 1.538462, 1.230769]) / 5
+    #   = [2.030769, 1.638462, 1.330769] / 5 = [0.406154, 0.327692, 0.266154] -> argmax 0 (CLIP wins)
+    # twice (the authors' code, softmax of CLIP's softmax): e^0.8 = 2.225541, e^0.1 = 1.105171,
+    #   sum = 2.225541 + 2 x 1.105171 = 4.435883; softmax([0.8, 0.1, 0.1]) = [2.225541, 1.105171, 1.105171] / 4.435883
+    #   = [0.501713, 0.249143, 0.249143]; mixture ([0.501713, 0.249143, 0.249143] + [1.230769, 1.538462, 1.230769]) / 5
+    #   = [1.732482, 1.787605, 1.479912] / 5 = [0.346496, 0.357521, 0.295982] -> argmax 1 (the agent wins)
+    clip = torch.tensor([[math.log(8.0), 0.0, 0.0]])
+    agent = torch.tensor([[0.0, math.log(1.25), 0.0]])
+    once = mg_clip.combined_log_probs(clip, agent, clip_softmax="once")
+    close(once.exp(), [[0.406154, 0.327692, 0.266154]])
+    assert once.argmax(-1).item() == 0
+    twice = mg_clip.combined_log_probs(clip, agent)  # the default
+    close(twice.exp(), [[0.346496, 0.357521, 0.295982]])
+    assert twice.argmax(-1).item() == 1
+    close(mg_clip.combined_log_probs(clip, agent, 1.0, 4.0, "twice"), twice)

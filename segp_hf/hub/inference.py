@@ -16,6 +16,7 @@ from ..method.prototypes import effective_beta, task_scores
 from ..method.task_state import TaskState
 from ..modeling.preprocessing import build_image_processor
 from ..modeling.student import encode_texts, logit_scale_of, peft_wrapping, resolve_model_path, train_only_lora_B
+from ..recipe import default_settings
 from ..run import checkpoints as ckpt
 from ..variants.registry import variant_method
 from .tasks import branch_name, resolve_task_folder
@@ -28,6 +29,12 @@ class TaskPrediction:
     logits: torch.Tensor
 
 
+def saved_run_settings(config: dict) -> SimpleNamespace:
+    """A task's saved settings as attributes; a setting the run saved no value for (it did not exist yet) has the
+    value runs of that time used (``recipe.default_settings``)."""
+    return SimpleNamespace(**{**ckpt.nan_to_none(default_settings(config.get("variant"))), **config})
+
+
 class LoadedTask:
     """A task checkpoint ready to predict: dual-path logits over the classes seen up to that task."""
 
@@ -38,8 +45,7 @@ class LoadedTask:
         self.prototypes = prototypes
         self.classes = classes
         self.config = config
-        # what the scorer reads of the run's settings, with the defaults of runs saved before a setting existed
-        self.settings = SimpleNamespace(**{"raw_feature": "pre_projection", "beta": 0.5, **config})
+        self.settings = saved_run_settings(config)  # what the scorer reads of the run's settings
         self.task = int(classes["task"])
         self.class_names = list(classes["class_names_seen"])
         self.class_order = list(classes["class_order_seen"])

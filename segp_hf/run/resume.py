@@ -30,7 +30,7 @@ def read_saved_settings(folder: Path, current: dict) -> dict:
     missing = [key for key in current if key not in saved]
     if not missing:
         return saved
-    defaults = ckpt.nan_to_none(default_settings())
+    defaults = ckpt.nan_to_none(default_settings(saved.get("variant")))
     return {**{key: defaults.get(key) for key in missing}, **saved}
 
 

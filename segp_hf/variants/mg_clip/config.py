@@ -21,6 +21,10 @@ class MGCLIPConfig:
     mgclip_agent_epochs: int = field(default=3, metadata={"help": "MG-CLIP M6: visual agent's epochs per task."})
     mgclip_agent_weight: float = field(default=4.0, metadata={"help": "MG-CLIP M7: weight of the agent's softmax."})
     mgclip_clip_weight: float = field(default=1.0, metadata={"help": "MG-CLIP M7: weight of CLIP's softmax."})
+    mgclip_clip_softmax: str = field(default="twice", metadata={
+        "help": "MG-CLIP M7: CLIP's term in the mixture: 'twice' (the authors' code: softmax of CLIP's softmax, "
+        "nearly flat, so the agent overrules CLIP where its preference is clear) or 'once' (the paper's formula: "
+        "softmax of CLIP's logits)."})
 
 
 # linlany/MindtheGap (main.py, epoch.py, loraclip/*, configs/class/*.yaml).
@@ -30,6 +34,7 @@ _COMMON = {
     "lora_dropout": 0.0, "lora_trainable": "AB", "lora_init_A": "xavier", "cls_classes": "current",
     "mgclip_agent_epochs": 3, "mgclip_agent_weight": 4.0, "mgclip_clip_weight": 1.0, "max_grad_norm": 0.0,
     "warmup_steps": 0,
+    "mgclip_clip_softmax": "twice",  # M7: models.py's test-mode forward returns softmax(z); main.py softmaxes it again
 }
 _PER_BENCHMARK = {  # epochs ('auto': rule M3), batch, lr, agent lr, agent batch
     "cifar100": (1, 128, 1e-3, 5e-4, 64),
@@ -39,7 +44,10 @@ _PER_BENCHMARK = {  # epochs ('auto': rule M3), batch, lr, agent lr, agent batch
     "ucf101": ("auto", 128, 1e-3, 5e-4, 64),  # ours: CIFAR-100's
     "shapes": ("auto", 64, 1e-3, 5e-4, 64),  # ours: shapes' batch, CIFAR-100's rates
 }
-_FALLBACK = "imagenet_sub"  # a benchmark with no row (e.g. 'local'): the natural-image setting
+_FALLBACK = "imagenet_sub"
+# What MG-CLIP runs saved before a setting existed used, where that differs from its default today (read by
+# recipe.default_settings, for resuming such a run and for scoring its loaded tasks).
+SAVED_BEFORE = {"mgclip_clip_softmax": "once"}  # issue 28: until then M7 took a single softmax of CLIP's logits  # a benchmark with no row (e.g. 'local'): the natural-image setting
 
 
 def published_defaults(benchmark: str) -> dict:

@@ -57,12 +57,24 @@ def visual_agent_loss(feats: torch.Tensor, weights: torch.Tensor, targets: torch
     return intra_task_ce(visual_logits(feats, weights), targets, first_new)
 
 
-def combined_log_probs(clip_logits: torch.Tensor, agent_logits: torch.Tensor, clip_weight: float = 1.0,
-                       agent_weight: float = 4.0) -> torch.Tensor:
-    """M7: ``log((a softmax(z_clip) + b softmax(z_agent)) / (a + b))`` over the seen classes.
+CLIP_SOFTMAX = ("twice", "once")
 
-    The authors take the argmax of the mixture; its log is returned so that it is a logit vector whose
-    softmax is the mixture itself (argmax unchanged)."""
-    mixture = (clip_weight * torch.softmax(clip_logits.float(), dim=-1)
-               + agent_weight * torch.softmax(agent_logits.float(), dim=-1)) / (clip_weight + agent_weight)
+
+def combined_log_probs(clip_logits: torch.Tensor, agent_logits: torch.Tensor, clip_weight: float = 1.0,
+                       agent_weight: float = 4.0, clip_softmax: str = "twice") -> torch.Tensor:
+    """M7: ``log((a P_clip + b softmax(z_agent)) / (a + b))`` over the seen classes.
+
+    ``clip_softmax``: ``"twice"`` (the authors' code): ``P_clip = softmax(softmax(z_clip))``, since their model's
+    test-mode forward already returns ``softmax(z_clip)`` and the evaluation applies a softmax to it again, so
+    CLIP's term is nearly flat (within a factor e) and the agent overrules CLIP wherever its own preference is clear
+    (docs/variants.md, M7); ``"once"`` (the paper's formula as written): ``P_clip = softmax(z_clip)``, sharp at
+    CLIP's scale 100, so the agent only breaks CLIP's near-ties. The authors take the argmax of the mixture; its
+    log is returned so that it is a logit vector whose softmax is the mixture itself (argmax unchanged)."""
+    if clip_softmax not in CLIP_SOFTMAX:
+        raise ValueError(f"clip_softmax must be one of {CLIP_SOFTMAX}, not {clip_softmax!r}")
+    clip = torch.softmax(clip_logits.float(), dim=-1)
+    if clip_softmax == "twice":
+        clip = torch.softmax(clip, dim=-1)
+    agent = torch.softmax(agent_logits.float(), dim=-1)
+    mixture = (clip_weight * clip + agent_weight * agent) / (clip_weight + agent_weight)
     return mixture.log()

@@ -77,8 +77,9 @@ class MGCLIPState:
         self.rows = torch.cat([old, new.detach()])
 
     def score(self, model, pixel_values, text_embeds, classes, logit_scale: float, settings) -> torch.Tensor:
-        """Inference M7: log((a softmax(z_clip) + b softmax(cos(F, w))) / (a + b)) over the scored classes; the CLIP
-        path z_clip alone where a scored class has no agent row (a future task, a zero-shot set)
+        """Inference M7: log((a P_clip + b softmax(cos(F, w))) / (a + b)) over the scored classes, P_clip the softmax
+        of CLIP's softmax (``mgclip_clip_softmax: twice``, the authors' code) or of z_clip (``once``); the CLIP path
+        z_clip alone where a scored class has no agent row (a future task, a zero-shot set)
         (``method.prototypes.task_scores`` calls it in place of the dual path)."""
         embeds = encode_images(model, pixel_values, "projected")[0]
         with float32_heads(embeds.device):
@@ -86,4 +87,5 @@ class MGCLIPState:
             if self.rows is None or int(classes.max()) >= self.rows.shape[0]:
                 return clip_logits
             agent = mg_clip.visual_logits(embeds, self.rows[classes.to(self.rows.device)].to(embeds.device))
-            return mg_clip.combined_log_probs(clip_logits, agent, settings.mgclip_clip_weight, settings.mgclip_agent_weight)
+            return mg_clip.combined_log_probs(clip_logits, agent, settings.mgclip_clip_weight,
+                                              settings.mgclip_agent_weight, settings.mgclip_clip_softmax)
