@@ -1,4 +1,6 @@
-"""The error a user fixes in a recipe or on the command line (``segp-hf`` prints it as one line, exit 2)."""
+"""Every error a user can cause, outside the data package (which has its own ``data.spec.DataError``).
+``segp-hf`` (cli.py) prints each as one line: exit 2 for what the user fixes (``RecipeError`` and its kinds, and
+``DataError``), 3 when training diverged, 4 when some tasks could not be pushed."""
 
 from __future__ import annotations
 

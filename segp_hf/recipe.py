@@ -1,6 +1,6 @@
 """A run's configuration from a recipe and the command line: read a recipe (flat YAML of settings), refuse
 unknown keys, parse recipe + ``--key value`` overrides into (ModelArguments, DataArguments, SeGPConfig)
-(the dataclasses in ``recipe.py``), and the flat form of the settings written to every checkpoint.
+(the dataclasses in ``config.py``), and the flat form of the settings written to every checkpoint.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ _TRAINING_KEYS = (
 )
 
 
-# ``segp-hf train --help``: our own settings grouped (model, data, method, run), each with its default and help
+# ``segp-hf train --help``: our own settings grouped (model, data, method, rapf, mg-clip, run), each with its default and help
 # text; every other TrainingArguments field is accepted too and documented by transformers.
 
 TRAINING_ARGUMENTS_DOCS = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"

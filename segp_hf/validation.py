@@ -3,7 +3,7 @@
 ``RULES`` is the single table: each rule names a setting (or a command-line argument of one command), its
 kind (``range``, ``choice``, ``path`` or ``combination``), what is allowed, and what to do when it is not.
 Settings are checked where their dataclass is built (``__post_init__``), so a value is refused before
-TrainingArguments' own set-up runs; combinations are checked by ``config.parse_config`` once all three
+TrainingArguments' own set-up runs; combinations are checked by ``recipe.parse_config`` once all three
 argument objects exist; command-line arguments by ``cli.py``. The README's Troubleshooting table of these
 rules is generated from ``RULES`` (``python -m segp_hf.validation``) and a test keeps the two equal.
 

@@ -1,4 +1,6 @@
-"""What a benchmark loader returns (``LoadedBenchmark``) and a named loader (``BenchmarkSpec``)."""
+"""What a benchmark is, to the rest of the data package: what its loader returns (``LoadedBenchmark``), a named
+loader (``BenchmarkSpec``), what the README's table says of it (``BenchmarkCard``), and ``DataError``, the one
+error type of the package."""
 
 from __future__ import annotations
 

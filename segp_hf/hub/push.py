@@ -1,4 +1,5 @@
-"""Per-task checkpoints on the Hub: pushing task k to branch ``task-k``, finding and fetching tasks back.
+"""Per-task checkpoints on the Hub: pushing task k to branch ``task-k`` (finding and fetching them back:
+``hub/tasks.py``).
 
 One repo per run, one branch per task. ``task-k`` is created from ``task-(k-1)`` (``task-0`` from
 ``main``), the task directory is uploaded with ``revision="task-k"``, then the same files are uploaded to

@@ -1,4 +1,6 @@
-"""Naming task checkpoints: the branch of task k, ``SOURCE@task-k`` references, and what looks like a Hub id."""
+"""Finding finished tasks: the branch of task k, ``SOURCE@task-k`` references, what looks like a Hub id, which
+tasks a run directory, the HF cache or a Hub repo holds, and fetching them (for ``load_task``, ``segp-hf eval``
+and ``train --resume_from``)."""
 
 from __future__ import annotations
 

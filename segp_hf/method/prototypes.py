@@ -1,7 +1,8 @@
-"""Visual prototypes: per-class means, drift transfer and dual-path logits.
+"""Visual prototypes: per-class means, drift transfer, dual-path logits, and the one scorer of a run.
 
 The math is pure tensor code (``class_sums``, ``transfer_prototypes``, ``dual_path_logits``); ``update_prototypes``
-applies it to the bank after each task, on the model and the task's images."""
+applies it to the bank after each task, on the model and the task's images; ``task_scores`` is how a run's
+evaluation and a loaded task score images (the dual path, or a competitor's own rule)."""
 
 from __future__ import annotations
 
