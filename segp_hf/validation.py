@@ -198,9 +198,12 @@ def local_model(value):
 
 
 def recipe_file(value):
+    """A path that must exist; a bare name is a shipped recipe's, checked by ``recipe.find_recipe``."""
     if value is None:
         return None
     path = Path(value).expanduser()
+    if not path.exists() and path.name == str(value):
+        return None
     if not path.exists():
         return f"--config {value!r}: recipe file not found"
     if path.is_dir():
@@ -405,7 +408,9 @@ RULES: tuple[Rule, ...] = (
                 "choose a global batch that is a multiple of devices x gradient_accumulation_steps"),
     combination("bf16 + fp16", "at most one of them", both_precisions, "set only one"),
     # command-line arguments of one command
-    path_rule("--config", "an existing recipe file", recipe_file, "pass a YAML recipe file",
+    path_rule("--config", "an existing recipe file, or the name of a shipped recipe (`segp-hf recipes`; an "
+              "unknown name is refused by `load_recipe` with the list)", recipe_file,
+              "pass a YAML recipe file or a shipped recipe's name",
               command="train|eval|ablate"),
     path_rule("--checkpoint", "an existing run/task folder or a Hub repo id, @task-K", checkpoint_ref,
               "give a run's output dir or a Hub repo", command="eval"),
