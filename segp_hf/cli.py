@@ -1,4 +1,5 @@
-"""Command line: ``segp-hf train [--config RECIPE.yaml] [--output_dir DIR] [--any_setting VALUE ...]``.
+"""Command line: ``segp-hf train [--config RECIPE.yaml | NAME] [--output_dir DIR] [--any_setting VALUE ...]``
+(``segp-hf recipes`` lists the shipped recipes' names).
 
 Parsing only; the work is in ``run/continual.py``. User errors print one line and exit 2
 (``--debug`` shows the traceback).
@@ -138,7 +139,7 @@ def _task_list(text):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segp-hf", description="SeGP-CL continual learning of CLIP.")
     commands = _Commands(parser.add_subparsers(dest="command", required=True))
-    for add_command in (_add_train, _add_eval, _add_push, _add_ablate, _add_diagnose, _add_report):
+    for add_command in (_add_train, _add_eval, _add_push, _add_ablate, _add_diagnose, _add_report, _add_recipes):
         add_command(commands)
     return parser
 
@@ -156,7 +157,8 @@ def _add_train(commands):
         epilog=settings_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--config", help="recipe YAML (default: the offline shapes recipe)")
+    train.add_argument("--config", help="recipe YAML, or a shipped recipe's name (segp-hf recipes; default: the "
+                       "offline shapes recipe)")
     train.add_argument(
         "--dry_run", action="store_true",
         help="plan check: load the data and print the task plan (classes, image counts, prompts); no model, no training",
@@ -239,6 +241,26 @@ def _report(args, overrides):
     if overrides:
         raise RecipeError(f"unexpected arguments for report: {' '.join(overrides)}")
     print(write_report(args.run_dirs, args.output_dir))
+
+
+def _add_recipes(commands):
+    recipes = commands.add_parser(
+        "recipes", help="list the recipes shipped in the package (use one by name: train --config NAME)",
+        description="List the shipped recipes, one line each; any of them runs by name, from any folder: "
+        "segp-hf train --config NAME (a file of that name in the current folder wins).",
+    )
+    recipes.set_defaults(handler=_recipes)
+
+
+def _recipes(args, overrides):
+    from .recipe import recipe_summary, shipped_recipes
+
+    if overrides:
+        raise RecipeError(f"unexpected arguments for recipes: {' '.join(overrides)}")
+    shipped = shipped_recipes()
+    width = max(map(len, shipped))
+    for name, path in shipped.items():
+        print(f"{name:<{width}}  {recipe_summary(path)}")
 
 
 def main(argv=None) -> int:

@@ -59,18 +59,36 @@ class DataArguments:
     data_dir: str | None = field(
         default=None,
         metadata={"help": "Local copy of the dataset (offline use): a DatasetDict.save_to_disk folder of the Hub "
-                  "dataset, or an image folder <split>/<class>/<image>."},
+                  "dataset, a folder of parquet files, or an image folder <split>/<class>/<image>; with benchmark "
+                  "custom, your own dataset."},
     )
     dataset_name: str | None = field(
-        default=None, metadata={"help": "Hub dataset id instead of the benchmark's (a mirror with the same schema)."}
+        default=None, metadata={"help": "Hub dataset id instead of the benchmark's (a mirror with the same schema); "
+                                "with benchmark custom, your own dataset on the Hub."}
+    )
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "benchmark custom: the Hub dataset's configuration (subset) name."}
     )
     dataset_revision: str | None = field(
         default=None,
         metadata={"help": "Hub revision (commit) of the dataset; default: the benchmark's pinned one, or the newest "
                   "where none is pinned (see docs/benchmarks.md)."},
     )
-    image_column: str | None = field(default=None, metadata={"help": "Image column; default: the benchmark's."})
-    label_column: str | None = field(default=None, metadata={"help": "Label column; default: the benchmark's."})
+    image_column: str | None = field(
+        default=None, metadata={"help": "Image column; default: the benchmark's (custom: the one Image column)."})
+    label_column: str | None = field(
+        default=None, metadata={"help": "Label column; default: the benchmark's (custom: the one ClassLabel column); "
+                                "custom also takes a column of strings, or of ints with class_names_file."})
+    train_split: str | None = field(default=None, metadata={"help": "benchmark custom: the training split [train]."})
+    test_split: str | None = field(
+        default=None, metadata={"help": "benchmark custom: the test split; default: test, else validation, else a "
+                                "stratified hold-out of the train split (holdout_fraction)."})
+    holdout_fraction: float = field(
+        default=0.2, metadata={"help": "benchmark custom without a test split: share of each class's train images "
+                               "held out for testing (seeded, the same everywhere)."})
+    class_names_file: str | None = field(
+        default=None, metadata={"help": "benchmark custom: class names, one a line, by label id (default: the "
+                                "ClassLabel names, or the sorted label strings)."})
     imagenet_r_split: str = field(
         default="auto",
         metadata={"help": "ImageNet-R train/test: 'auto' (RAPF's list when the file names match, else the "

@@ -1,6 +1,7 @@
-"""A run's configuration from a recipe and the command line: read a recipe (flat YAML of settings), refuse
-unknown keys, parse recipe + ``--key value`` overrides into (ModelArguments, DataArguments, SeGPConfig)
-(the dataclasses in ``config.py``), and the flat form of the settings written to every checkpoint.
+"""A run's configuration from a recipe and the command line: read a recipe (flat YAML of settings: a file, or the
+name of a recipe shipped in the package, ``segp-hf recipes``), refuse unknown keys, parse recipe + ``--key value``
+overrides into (ModelArguments, DataArguments, SeGPConfig) (the dataclasses in ``config.py``), and the flat form of
+the settings written to every checkpoint.
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import difflib
 import textwrap
 from dataclasses import MISSING, fields
+from importlib import resources
+from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
@@ -46,9 +49,41 @@ def _check_keys(keys, source: str):
             raise RecipeError(f"unknown setting '{key}' in {source}.{hint}")
 
 
+def shipped_recipes() -> dict[str, str]:
+    """The recipes shipped in the package (``segp_hf/recipes/*.yaml``): name (file stem) -> path."""
+    folder = resources.files("segp_hf") / "recipes"
+    found = [entry for entry in folder.iterdir() if entry.name.endswith(".yaml") and entry.is_file()]
+    return {entry.name[: -len(".yaml")]: str(entry) for entry in sorted(found, key=lambda e: e.name)}
+
+
+def recipe_summary(path: str) -> str:
+    """A recipe's first comment line (what ``segp-hf recipes`` shows for it)."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+    return ""
+
+
+def find_recipe(value: str) -> str:
+    """The recipe file ``value`` names: an existing path always wins; else a bare name, with or without
+    ``.yaml``, of a shipped recipe (so an installed package reaches its own recipes from any folder)."""
+    if Path(value).expanduser().exists() or Path(value).name != value:  # a file, or meant as a path
+        return value
+    name = value[: -len(".yaml")] if value.endswith(".yaml") else value
+    shipped = shipped_recipes()
+    if name in shipped:
+        return shipped[name]
+    close = difflib.get_close_matches(name, shipped, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise RecipeError(f"--config {value!r}: no such recipe file, and no shipped recipe of that name{hint}; "
+                      f"shipped recipes: {', '.join(shipped)} (segp-hf recipes lists them)")
+
+
 def load_recipe(path: str | None) -> dict:
+    """The settings of a recipe: a YAML file, or the name of a shipped recipe (:func:`find_recipe`)."""
     if path is None:
         return {}
+    path = find_recipe(str(path))
     try:
         with open(path) as handle:
             recipe = yaml.safe_load(handle) or {}

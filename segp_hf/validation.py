@@ -188,6 +188,21 @@ def existing_folder(setting, optional=True):
     return check
 
 
+def existing_file(value):
+    if value is None:
+        return None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        return f"class_names_file={value!r} {'is a folder, not a file' if path.is_dir() else 'does not exist'}"
+    return None
+
+
+def split_name(setting):
+    def check(value):
+        return f"{setting}={value!r} is empty" if value is not None and not str(value).strip() else None
+    return check
+
+
 def local_model(value):
     if value is None or not _looks_local(str(value)):
         return None  # a Hub id, or the toy CLIP's name
@@ -198,9 +213,12 @@ def local_model(value):
 
 
 def recipe_file(value):
+    """A path that must exist; a bare name is a shipped recipe's, checked by ``recipe.find_recipe``."""
     if value is None:
         return None
     path = Path(value).expanduser()
+    if not path.exists() and path.name == str(value):
+        return None
     if not path.exists():
         return f"--config {value!r}: recipe file not found"
     if path.is_dir():
@@ -255,6 +273,24 @@ def class_order_ids(model_args, data_args, config):
     if total is not None and sorted(ids) != list(range(total)):
         return (f"class_order has {len(ids)} ids, not a permutation of the {total} classes 0..{total - 1} of "
                 f"{data_args.benchmark}")
+    return None
+
+
+def custom_source(model_args, data_args, config):
+    if data_args.benchmark != "custom":
+        unused = [s for s in ("train_split", "test_split", "class_names_file", "dataset_config")
+                  if getattr(data_args, s) is not None]
+        return f"{', '.join(unused)} only apply to benchmark custom (benchmark={data_args.benchmark})" if unused else None
+    given = [s for s in ("data_dir", "dataset_name") if getattr(data_args, s)]
+    if len(given) != 1:
+        return "benchmark custom needs exactly one of data_dir and dataset_name" + (" (both given)" if given else "")
+    return None
+
+
+def distinct_splits(model_args, data_args, config):
+    train = data_args.train_split or "train"
+    if data_args.test_split is not None and data_args.test_split == train:
+        return f"test_split={data_args.test_split!r} is the training split: a run would test on its training images"
     return None
 
 
@@ -314,7 +350,13 @@ RULES: tuple[Rule, ...] = (
          lambda value: None if value in registered_benchmarks() else f"unknown benchmark '{value}'", deferred=True),
     choice("imagenet_r_split", ("auto", "rapf", "stratified")),
     path_rule("data_dir", "an existing folder (or unset)", existing_folder("data_dir"),
-              "point --data_dir at a save_to_disk copy or an image folder"),
+              "point --data_dir at a save_to_disk copy, a parquet folder or an image folder"),
+    range_rule("holdout_fraction", Range(0, 1, low_open=True, high_open=True),
+               "a share of each class's train images, e.g. 0.2"),
+    path_rule("class_names_file", "an existing text file, one class name a line (or unset)", existing_file,
+              "point it at a text file with one class name a line"),
+    path_rule("train_split", "a split name, not empty (or unset)", split_name("train_split"), "name a split"),
+    path_rule("test_split", "a split name, not empty (or unset)", split_name("test_split"), "name a split"),
     # method
     choice("variant", VARIANTS),
     at_least("lambda_acgd", 0),
@@ -400,12 +442,19 @@ RULES: tuple[Rule, ...] = (
                 "give every native label id exactly once"),
     combination("num_tasks + benchmark", "num_tasks <= the benchmark's classes", tasks_vs_classes,
                 "lower num_tasks (uneven splits are fine)"),
+    combination("benchmark + data_dir + dataset_name", "custom: exactly one of data_dir, dataset_name; the split "
+                "and class-name settings only with custom", custom_source,
+                "give --data_dir DIR or --dataset_name ID (and drop the custom-only settings for other benchmarks)"),
+    combination("train_split + test_split", "two different splits", distinct_splits,
+                "name another test split, or leave test_split unset for a hold-out of the train split"),
     combination("global_train_batch_size + gradient_accumulation_steps",
                 "global batch divisible by devices x gradient_accumulation_steps", global_batch,
                 "choose a global batch that is a multiple of devices x gradient_accumulation_steps"),
     combination("bf16 + fp16", "at most one of them", both_precisions, "set only one"),
     # command-line arguments of one command
-    path_rule("--config", "an existing recipe file", recipe_file, "pass a YAML recipe file",
+    path_rule("--config", "an existing recipe file, or the name of a shipped recipe (`segp-hf recipes`; an "
+              "unknown name is refused by `load_recipe` with the list)", recipe_file,
+              "pass a YAML recipe file or a shipped recipe's name",
               command="train|eval|ablate"),
     path_rule("--checkpoint", "an existing run/task folder or a Hub repo id, @task-K", checkpoint_ref,
               "give a run's output dir or a Hub repo", command="eval"),

@@ -62,7 +62,7 @@ def on_disk(tmp_path_factory):
     datasets.DatasetDict(
         train=make_colour_dataset(per_class=6, seed=0), test=make_colour_dataset(per_class=TEST_PER_CLASS, seed=1)
     ).save_to_disk(str(root / "data"))
-    recipe = tiny_settings(clip, root / "unused", benchmark="local", data_dir=str(root / "data"),
+    recipe = tiny_settings(clip, root / "unused", benchmark="custom", data_dir=str(root / "data"),
                            class_order="3,0,5,1,4,2")
     path = root / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))

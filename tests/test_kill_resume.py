@@ -31,7 +31,7 @@ def _recipe(tmp_path, tiny_clip_dir, output_dir):
         datasets.DatasetDict(
             train=make_colour_dataset(per_class=6, seed=0), test=make_colour_dataset(per_class=4, seed=1)
         ).save_to_disk(str(data_dir))
-    recipe = tiny_settings(tiny_clip_dir, output_dir, benchmark="local", data_dir=str(data_dir), num_train_epochs=EPOCHS)
+    recipe = tiny_settings(tiny_clip_dir, output_dir, benchmark="custom", data_dir=str(data_dir), num_train_epochs=EPOCHS)
     path = tmp_path / f"{output_dir.name}.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return str(path)

@@ -68,6 +68,16 @@ MUTATIONS = [
     ('eval command ignores the competitor rule', 'segp_hf/commands/eval_task.py', ', variant_state=loaded.variant_state)', ')', 'test_competitors.py::eval_command'),
     ('scorer ignores a competitor state', 'segp_hf/method/prototypes.py', '    if variant_state is not None:\n        return variant_state.score', '    if False:\n        return variant_state.score', 'test_competitor_wiring.py::mixture or R1'),
     ('eval_mode never restores training', 'segp_hf/modeling/student.py', '    finally:\n        model.train(was_training)', '    finally:\n        pass', 'eval_mode'),
+    ('recipe name never looked up', 'segp_hf/recipe.py', '    path = find_recipe(str(path))\n', '', 'test_recipes_by_name.py'),
+    ('a shipped recipe beats a real file', 'segp_hf/recipe.py', 'if Path(value).expanduser().exists() or Path(value).name != value:', 'if Path(value).name != value:', 'test_recipes_by_name.py::real_file'),
+    ('config rule refuses a recipe name', 'segp_hf/validation.py', '    if not path.exists() and path.name == str(value):\n        return None\n', '', 'test_recipes_by_name.py::installed_wheel'),
+    ('custom prompts keep underscores', 'segp_hf/data/custom.py', 'class_names=[name.replace("_", " ") for name in names]', 'class_names=list(names)', 'test_custom_benchmark.py::own_schema or found_columns'),
+    ('custom never tests on validation', 'segp_hf/data/custom.py', 'TEST_SPLITS = ("test", "validation")', 'TEST_SPLITS = ("test",)', 'test_custom_benchmark.py::found_columns'),
+    ('custom hold-out leaks into train', 'segp_hf/data/custom.py', '        train.append(rows[held:])', '        train.append(rows)', 'test_custom_benchmark.py::holdout'),
+    ('custom uneven tasks allowed', 'segp_hf/data/custom.py', '    check_divisible(len(names), data_args.num_tasks)\n', '', 'test_custom_benchmark.py::mistakes'),
+    ('custom without a data source', 'segp_hf/validation.py', '    if len(given) != 1:\n        return "benchmark custom', '    if False:\n        return "benchmark custom', 'test_custom_benchmark.py::mistakes'),
+    ('custom tests on its train split', 'segp_hf/validation.py', 'if data_args.test_split is not None and data_args.test_split == train:', 'if False:', 'test_custom_benchmark.py::mistakes'),
+    ('parquet folder not read', 'segp_hf/data/fetching.py', 'if next(root.rglob("*.parquet"), None) is not None:', 'if False:', 'test_custom_benchmark.py::parquet'),
     ('competitor end of task skipped', 'segp_hf/variants/base.py', '            self.variant_state.end_task(model, self.state, args)', '            pass', 'test_competitors.py::load_task_predicts'),
 ]
 only = sys.argv[1:]

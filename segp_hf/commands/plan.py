@@ -77,6 +77,9 @@ def transfer_lines(data_args) -> list[str]:
     if data_args.data_dir:
         return [f"data: local copy at {data_args.data_dir}; nothing is downloaded"]
     estimate = estimate_transfer(data_args.benchmark)
+    if estimate is None and data_args.dataset_name:  # benchmark custom from the Hub: no sizes known in advance
+        revision = data_args.dataset_revision or "newest (not pinned: set --dataset_revision)"
+        return [f"data: hub {data_args.dataset_name}@{revision}; its size is not known before it is fetched"]
     if estimate is None:
         return [f"data: {data_args.benchmark} is built locally; nothing is downloaded"]
     source = SOURCES[data_args.benchmark]

@@ -3,7 +3,8 @@ that are used; which columns hold the image and the label.
 
 Data sources, in order of precedence:
 - ``data_dir``: a local copy, either ``DatasetDict.save_to_disk`` output of the Hub dataset (same schema),
-  or an image folder (``<split>/<class folder>/<image>``; class folders named by class name or WNID).
+  a folder of parquet files (split names from the file or folder names, as on the Hub), or an image folder
+  (``<split>/<class folder>/<image>``; class folders named by class name or WNID).
 - the Hub: ``datasets.load_dataset(dataset_id, revision=...)``. ``dataset_revision`` (DataArguments)
   overrides the pinned revision (data/hub_sources.py); None = the pinned one, or the newest where none is pinned.
 """
@@ -27,6 +28,8 @@ def load_local_copy(path: str) -> tuple[dict[str, datasets.Dataset], str]:
     if (root / "state.json").exists():
         single = datasets.load_from_disk(str(root))
         return {str(single.split or "data"): single}, "disk"
+    if next(root.rglob("*.parquet"), None) is not None:
+        return dict(datasets.load_dataset("parquet", data_dir=str(root))), "parquet"
     try:
         loaded = datasets.load_dataset("imagefolder", data_dir=str(root))
     except Exception as error:  # noqa: BLE001 - reported as a user error with the cause

@@ -47,7 +47,7 @@ _PER_BENCHMARK = {  # epochs ('auto': rule M3), batch, lr, agent lr, agent batch
 _FALLBACK = "imagenet_sub"
 # What MG-CLIP runs saved before a setting existed used, where that differs from its default today (read by
 # recipe.default_settings, for resuming such a run and for scoring its loaded tasks).
-SAVED_BEFORE = {"mgclip_clip_softmax": "once"}  # issue 28: until then M7 took a single softmax of CLIP's logits  # a benchmark with no row (e.g. 'local'): the natural-image setting
+SAVED_BEFORE = {"mgclip_clip_softmax": "once"}  # issue 28: until then M7 took a single softmax of CLIP's logits  # a benchmark with no row (e.g. 'custom'): the natural-image setting
 
 
 def published_defaults(benchmark: str) -> dict:

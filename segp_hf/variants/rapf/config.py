@@ -37,7 +37,7 @@ _PER_BENCHMARK = {  # batch, beta, k, b, theta, shrinkage
     # ours: shapes' batch; theta from the toy text tower's pair distances (docs/variants.md, "Shapes")
     "shapes": (64, 1.0, 2, 0.6, 0.9, False),
 }
-_FALLBACK = "imagenet_sub"  # a benchmark with no row (e.g. 'local'): the natural-image setting
+_FALLBACK = "imagenet_sub"  # a benchmark with no row (e.g. 'custom'): the natural-image setting
 
 
 def published_defaults(benchmark: str) -> dict:
