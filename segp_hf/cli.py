@@ -1,18 +1,20 @@
 """Command line: ``segp-hf train [--config RECIPE.yaml] [--output_dir DIR] [--any_setting VALUE ...]``.
 
 Parsing only; the work is in ``run/continual.py``. User errors print one line and exit 2
-(``--debug`` shows the traceback).
+(``--debug`` shows the traceback); every exit code is in ``errors.EXIT_CODES``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 import textwrap
 from importlib import resources
 
 from .data.spec import DataError
-from .errors import PushIncompleteError, RecipeError, TrainingDivergedError
+from .errors import OutputWriteError, PushIncompleteError, RecipeError, RunStopped, TrainingDivergedError
 from .recipe import load_recipe, parse_config
 from .validation import check_command
 
@@ -241,7 +243,14 @@ def _report(args, overrides):
     print(write_report(args.run_dirs, args.output_dir))
 
 
+def stopped_message(stop: RunStopped, argv) -> str:
+    """One line: which signal, where the run stopped, and the command that continues it (the same one)."""
+    name = signal.Signals(stop.signum).name
+    return f"segp-hf: stopped by {name} {stop.where}; to continue, run: segp-hf {shlex.join(argv)}"
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False)
@@ -258,6 +267,18 @@ def main(argv=None) -> int:
         return 2
     except PushIncompleteError:
         return 4
+    except OutputWriteError as error:
+        if debug:
+            raise
+        print(f"segp-hf: error: {error}", file=sys.stderr)
+        return 5
+    except RunStopped as stop:
+        print(stopped_message(stop, argv), file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before a run caught it (loading): nothing new was saved
+        print(f"segp-hf: stopped by SIGINT before anything was saved; to continue, run: segp-hf {shlex.join(argv)}",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
     except TrainingDivergedError as error:
         if debug:
             raise

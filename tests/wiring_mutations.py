@@ -69,6 +69,13 @@ MUTATIONS = [
     ('scorer ignores a competitor state', 'segp_hf/method/prototypes.py', '    if variant_state is not None:\n        return variant_state.score', '    if False:\n        return variant_state.score', 'test_competitor_wiring.py::mixture or R1'),
     ('eval_mode never restores training', 'segp_hf/modeling/student.py', '    finally:\n        model.train(was_training)', '    finally:\n        pass', 'eval_mode'),
     ('competitor end of task skipped', 'segp_hf/variants/base.py', '            self.variant_state.end_task(model, self.state, args)', '            pass', 'test_competitors.py::load_task_predicts'),
+    ("stop callback not installed", "segp_hf/run/continual.py", "callbacks=[StopCallback(self.stop, task), ", "callbacks=[", "test_preemption.py"),
+    ("stop signals not caught", "segp_hf/run/continual.py", "        with stop_requests() as self.stop:\n            return self.run_tasks()", "        return self.run_tasks()", "test_preemption.py"),
+    ("stop without an in-task checkpoint", "segp_hf/run/preemption.py", "            control.should_save = True  # a checkpoint", "            pass  # a checkpoint", "test_preemption.py"),
+    ("output dir not locked", "segp_hf/run/continual.py", "    with output_dir_lock(config):\n        return", "    if True:\n        return", "test_run_lock.py"),
+    ("stale lock never taken over", "segp_hf/run/lock.py", "        if holder and holder_alive(holder):", "        if holder:", "test_run_lock.py"),
+    ("every rank locks", "segp_hf/run/lock.py", 'if getattr(config, "process_index", 0) != 0:', 'if False:', "test_run_lock.py"),
+    ("second signal only noted", "segp_hf/run/preemption.py", "        if self.signum is not None:\n            raise RunStopped", "        if False:\n            raise RunStopped", "test_preemption.py::second_signal"),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

@@ -39,6 +39,8 @@ from ..variants.registry import competitor, held_out_scorer
 from . import checkpoints as ckpt
 from .console import evaluation_round, install_console, say, task_summary
 from .distributed import check_parallel_mode
+from .lock import output_dir_lock
+from .preemption import StopCallback, StopRequest, stop_requests
 from .results import CURVE_PNG, HEATMAP_PNG, format_matrix, format_metrics, task_classes, tracker_metrics, write_results
 from .resume import check_branch_config, check_resume_config, read_saved_settings
 from .timing import task_timing, timed
@@ -97,6 +99,7 @@ class ContinualRunner:
         self.step_offset = 0  # optimizer steps of the tasks before this one: the trackers' step axis
         self.console = None  # the ConsoleCallback of the current task's Trainer (None without bars)
         self.eval_images = 0  # images scored by the current task's accuracy round
+        self.stop = StopRequest()  # SIGTERM / SIGINT while run() runs (run/preemption.py)
 
     def build_model(self):
         """The PEFT-LoRA CLIP student; the seed is set first, as LoRA A's random init depends on it."""
@@ -175,7 +178,8 @@ class ContinualRunner:
         trainer = (self.variant.trainer if self.variant else SeGPTrainer)(  # a competitor's own (variants/registry.py)
             model=self.model, args=self.task_args(task), train_dataset=train_dataset, data_collator=default_data_collator,
             task_state=self.state,
-            callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state), NonFiniteLossCallback(self.state)])
+            callbacks=[StopCallback(self.stop, task), TeacherTargetsCallback(self.state), PrototypeCallback(self.state),
+                       NonFiniteLossCallback(self.state)])
         self.console = install_console(trainer)
         self.trackers.attach(trainer, self.step_offset)
         return trainer
@@ -324,6 +328,15 @@ class ContinualRunner:
             logger.info("Pushing every task to %s as %s", self.pusher.repo_id, user)
 
     def run(self) -> dict:
+        """Every task still to run; SIGTERM / SIGINT stop it where nothing is lost (``RunStopped``)."""
+        with stop_requests() as self.stop:
+            return self.run_tasks()
+
+    def stop_if_requested(self, where: str):
+        """A point between tasks where a stop signal (agreed by every rank) ends the run."""
+        self.stop.stop_here(where, self.config.world_size, self.config.device)
+
+    def run_tasks(self) -> dict:
         if self.is_main_process:
             self.check_output_dir()
             self.start_pusher()
@@ -335,7 +348,9 @@ class ContinualRunner:
                 self.retention_after = self.measure_retention(pretrained=False)  # a finished run saved without it
         for task in range(first, self.data_args.num_tasks):
             logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])
+            self.stop_if_requested(f"before task {task} ({task} of {self.data_args.num_tasks} tasks saved)")
             self.run_task(task)
+            self.stop_if_requested(f"after task {task} (saved in {ckpt.task_dir(self.output_dir, task)})")
         last = self.data_args.num_tasks - 1
         if not self.is_main_process:
             self.wait_for_everyone()
@@ -363,4 +378,6 @@ class ContinualRunner:
 
 def run_continual(model_args, data_args, config, benchmark: LoadedBenchmark | None = None,
                   allow_changed_settings: bool = False) -> dict:
-    return ContinualRunner(model_args, data_args, config, benchmark, allow_changed_settings).run()
+    """Run (or resume) the task sequence; output_dir is locked for it, before any model or data is loaded."""
+    with output_dir_lock(config):
+        return ContinualRunner(model_args, data_args, config, benchmark, allow_changed_settings).run()
