@@ -76,6 +76,9 @@ MUTATIONS = [
     ("stale lock never taken over", "segp_hf/run/lock.py", "        if holder and holder_alive(holder):", "        if holder:", "test_run_lock.py"),
     ("every rank locks", "segp_hf/run/lock.py", 'if getattr(config, "process_index", 0) != 0:', 'if False:', "test_run_lock.py"),
     ("second signal only noted", "segp_hf/run/preemption.py", "        if self.signum is not None:\n            raise RunStopped", "        if False:\n            raise RunStopped", "test_preemption.py::second_signal"),
+    ("failed task write not named", "segp_hf/run/checkpoints.py", '            raise write_failure(final.parent, error, f"task-{task}") from None', "            raise", "test_full_disk.py"),
+    ("staging left after a failed write", "segp_hf/run/checkpoints.py", "        shutil.rmtree(staging, ignore_errors=True)  # the task's older copy", "        pass  # the task's older copy", "test_full_disk.py"),
+    ("failed write exits 2", "segp_hf/cli.py", "        return 5\n", "        return 2\n", "test_full_disk.py"),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

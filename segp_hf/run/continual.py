@@ -247,6 +247,8 @@ class ContinualRunner:
         try:
             with timed(self.state.timing, "train_s"):
                 trainer.train(resume_from_checkpoint=checkpoint)
+        except OSError as error:  # an in-task checkpoint that could not be written: the older ones are intact
+            raise ckpt.write_failure(trainer.args.output_dir, error, f"an in-task checkpoint of task {task}") from None
         except TrainingDivergedError as error:
             # Its checkpoints may hold non-finite weights: the task restarts from its beginning.
             if self.is_main_process:
@@ -293,9 +295,12 @@ class ContinualRunner:
             payload["acc_row_til"] = self.til_matrix[task]
         classes = task_classes(self.scenario, task, self.data_args.num_tasks, self.template)
         ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload,
-                       self.variant and self.variant.state)
-        self.write_results(task)
-        write_task_card(self.output_dir, task, hub_repo_id(self.config))
+                       self.variant and self.variant.state)  # a failed write: OutputWriteError, task-k not there
+        try:
+            self.write_results(task)
+            write_task_card(self.output_dir, task, hub_repo_id(self.config))
+        except OSError as error:  # task-k is saved: a rerun rewrites these
+            raise ckpt.write_failure(self.output_dir, error, "results.json and the model card") from None
         ckpt.remove_trainer_dir(self.output_dir, task)  # superseded by task-k
         if self.pusher is not None:
             self.pusher.push(self.output_dir, task)
