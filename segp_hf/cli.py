@@ -81,7 +81,10 @@ def _push(args, overrides):
         raise RecipeError(f"unexpected arguments for push: {' '.join(overrides)}")
     pusher = push_output_dir(args.output_dir, args.repo_id, token=args.token, private=args.private or None,
                              retries=args.retries, backoff=args.backoff)
-    print(f"Pushed {', '.join(f'task-{t}' for t in pusher.pushed) or 'nothing'} to {args.repo_id}")
+    uploaded = [f"task-{t}" for t in pusher.pushed if not pusher.held_already(t)]
+    print(f"Pushed {', '.join(uploaded) or 'nothing new'} to {args.repo_id}")
+    if pusher.skipped:
+        print(f"Skipped (already on {args.repo_id}, unchanged): {', '.join(pusher.skipped)}")
     report = pusher.report(args.output_dir)
     if report:
         print(report, file=sys.stderr)

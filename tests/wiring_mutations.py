@@ -79,6 +79,10 @@ MUTATIONS = [
     ("failed task write not named", "segp_hf/run/checkpoints.py", '            raise write_failure(final.parent, error, f"task-{task}") from None', "            raise", "test_full_disk.py"),
     ("staging left after a failed write", "segp_hf/run/checkpoints.py", "        shutil.rmtree(staging, ignore_errors=True)  # the task's older copy", "        pass  # the task's older copy", "test_full_disk.py"),
     ("failed write exits 2", "segp_hf/cli.py", "        return 5\n", "        return 2\n", "test_full_disk.py"),
+    ("push record ignored", "segp_hf/hub/push.py", "        if record.holds(branch, task, print_):", "        if False:", "test_hub.py::drops_halfway"),
+    ("main moved back to an earlier task", "segp_hf/hub/push.py", ' or record.main_is_past(task):', ':', "test_hub.py::drops_halfway"),
+    ("branch upload not recorded", "segp_hf/hub/push.py", "            record.mark(branch, task, print_)\n", "", "test_hub.py::drops_halfway"),
+    ("resumed run does not queue unpushed tasks", "segp_hf/hub/push.py", "if not record.has_branch(branch_name(task))]", "if False]", "test_hub.py::queues_its_tasks"),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

@@ -347,6 +347,8 @@ class ContinualRunner:
             self.start_pusher()
         self.wait_for_everyone()
         first = self.resume()
+        if self.pusher is not None:
+            self.pusher.queue_unrecorded(self.output_dir, first)  # pushed with the next task (or at the end)
         if self.data_args.zero_shot_sets and self.is_main_process:
             self.retention_baseline()
             if first == self.data_args.num_tasks and self.retention_after is None:
