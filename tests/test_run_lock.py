@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -60,7 +61,22 @@ def test_a_reused_pid_is_not_the_holder(tmp_path):
     """The holder's pid now runs another process (started at another time): the lock is stale."""
     record = {**lock.holder_record(os.getppid()), "start_ticks": -1}
     assert lock.holder_alive(lock.holder_record(os.getppid())) and not lock.holder_alive(record)
-    assert lock.holder_alive({**record, "host": "another-node"})  # cannot be checked from here: kept
+    assert lock.holder_alive({**record, "host": "another-node"})  # cannot be checked by pid: its heartbeat counts
+
+
+def test_a_lock_from_another_host_is_stale_once_its_heartbeat_stops(tmp_path, monkeypatch):
+    _write_lock(tmp_path, {**lock.holder_record(), "host": "another-node"})
+    config = SimpleNamespace(output_dir=str(tmp_path), process_index=0)
+    with pytest.raises(RecipeError, match="on host another-node"):
+        with lock.output_dir_lock(config):
+            pass
+    old = time.time() - lock.STALE_AFTER_S - 1
+    os.utime(tmp_path / lock.LOCK_FILE, (old, old))
+    monkeypatch.setattr(lock, "HEARTBEAT_S", 0.01)
+    with lock.output_dir_lock(config) as path:
+        os.utime(path, (old, old))
+        time.sleep(0.3)
+        assert time.time() - path.stat().st_mtime < 1  # the holder's heartbeat touches it
 
 
 def test_only_the_main_process_locks(tmp_path):

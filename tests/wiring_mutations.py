@@ -73,7 +73,7 @@ MUTATIONS = [
     ("stop signals not caught", "segp_hf/run/continual.py", "        with stop_requests() as self.stop:\n            return self.run_tasks()", "        return self.run_tasks()", "test_preemption.py"),
     ("stop without an in-task checkpoint", "segp_hf/run/preemption.py", "            control.should_save = True  # a checkpoint", "            pass  # a checkpoint", "test_preemption.py"),
     ("output dir not locked", "segp_hf/run/continual.py", "    with output_dir_lock(config):\n        return", "    if True:\n        return", "test_run_lock.py"),
-    ("stale lock never taken over", "segp_hf/run/lock.py", "        if holder and holder_alive(holder):", "        if holder:", "test_run_lock.py"),
+    ("stale lock never taken over", "segp_hf/run/lock.py", "        if holder and holder_alive(holder, _age(path)):", "        if holder:", "test_run_lock.py"),
     ("every rank locks", "segp_hf/run/lock.py", 'if getattr(config, "process_index", 0) != 0:', 'if False:', "test_run_lock.py"),
     ("second signal only noted", "segp_hf/run/preemption.py", "        if self.signum is not None:\n            raise RunStopped", "        if False:\n            raise RunStopped", "test_preemption.py::second_signal"),
     ("failed task write not named", "segp_hf/run/checkpoints.py", '            raise write_failure(final.parent, error, f"task-{task}") from None', "            raise", "test_full_disk.py"),
@@ -83,6 +83,7 @@ MUTATIONS = [
     ("main moved back to an earlier task", "segp_hf/hub/push.py", ' or record.main_is_past(task):', ':', "test_hub.py::drops_halfway"),
     ("branch upload not recorded", "segp_hf/hub/push.py", "            record.mark(branch, task, print_)\n", "", "test_hub.py::drops_halfway"),
     ("resumed run does not queue unpushed tasks", "segp_hf/hub/push.py", "if not record.has_branch(branch_name(task))]", "if False]", "test_hub.py::queues_its_tasks"),
+    ("no lock heartbeat", "segp_hf/run/lock.py", "            os.utime(path)\n", "            pass\n", "test_run_lock.py"),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

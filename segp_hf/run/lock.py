@@ -4,8 +4,8 @@
 failed or stopped). A second ``segp-hf train`` on the same directory while the holder lives is refused at
 once (``RecipeError``, exit 2) with a message naming the holder; a lock whose process is gone (a ``kill -9``,
 a node that rebooted: same host, pid no longer running or running something else) is taken over with a
-warning. A lock from another host cannot be checked and is never taken over: the message says how to remove
-it. Only the main process takes the lock (ranks of one run share the directory); ``eval``, ``report`` and
+warning. A lock from another host (a requeued job on another node) cannot be checked by pid: its holder
+touches it every ``HEARTBEAT_S`` seconds, and one untouched for ``STALE_AFTER_S`` counts as gone. Only the main process takes the lock (ranks of one run share the directory); ``eval``, ``report`` and
 ``diagnose`` only read and take none.
 
 The file is written whole under a temporary name and hard-linked into place, so no reader ever sees half a
@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,8 @@ from . import checkpoints as ckpt
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".segp-hf.lock"
+HEARTBEAT_S = 60.0  # the holder touches its lock this often
+STALE_AFTER_S = 600.0  # a lock from another host untouched this long is taken over
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -47,10 +50,11 @@ def holder_record(pid: int | None = None) -> dict:
             "start_ticks": _start_ticks(pid)}
 
 
-def holder_alive(holder: dict) -> bool:
-    """Whether the run named by ``holder`` may still be running (one on another host: assumed so)."""
+def holder_alive(holder: dict, touched_s_ago: float = 0.0) -> bool:
+    """Whether the run named by ``holder`` may still be running (one on another host: while it keeps touching
+    its lock)."""
     if holder.get("host") != socket.gethostname():
-        return True
+        return touched_s_ago < STALE_AFTER_S
     pid = holder.get("pid")
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
         return False  # our own pid: a lock left by an earlier life of this pid (a restarted container)
@@ -85,6 +89,21 @@ def _read_holder(path: Path) -> dict:
         return {}  # unreadable: nobody can be named as holding it
 
 
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _heartbeat(path: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_S):
+        try:
+            os.utime(path)
+        except OSError:
+            pass  # a lost lock file is noticed by nobody but a second run, which then takes it
+
+
 def acquire(output_dir) -> Path:
     """Take the lock of ``output_dir`` (created if missing) or raise ``RecipeError`` naming its live holder."""
     output_dir = Path(output_dir)
@@ -96,7 +115,7 @@ def acquire(output_dir) -> Path:
             return path
         except FileExistsError:
             holder = _read_holder(path)
-        if holder and holder_alive(holder):
+        if holder and holder_alive(holder, _age(path)):
             raise RecipeError(
                 f"output_dir {output_dir} is in use by another run ({_describe(holder)}): wait for it to end or "
                 f"choose another --output_dir (if that run is gone, delete {path})")
@@ -119,7 +138,10 @@ def output_dir_lock(config):
         yield None
         return
     path = acquire(config.output_dir)
+    stop = threading.Event()
+    threading.Thread(target=_heartbeat, args=(path, stop), daemon=True, name="segp-hf-lock").start()
     try:
         yield path
     finally:
+        stop.set()
         release(path)
