@@ -2,18 +2,20 @@
 (``segp-hf recipes`` lists the shipped recipes' names).
 
 Parsing only; the work is in ``run/continual.py``. User errors print one line and exit 2
-(``--debug`` shows the traceback).
+(``--debug`` shows the traceback); every exit code is in ``errors.EXIT_CODES``.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
 import textwrap
 from importlib import resources
 
 from .data.spec import DataError
-from .errors import PushIncompleteError, RecipeError, TrainingDivergedError
+from .errors import OutputWriteError, PushIncompleteError, RecipeError, RunStopped, TrainingDivergedError
 from .recipe import load_recipe, parse_config
 from .validation import check_command
 
@@ -80,7 +82,10 @@ def _push(args, overrides):
         raise RecipeError(f"unexpected arguments for push: {' '.join(overrides)}")
     pusher = push_output_dir(args.output_dir, args.repo_id, token=args.token, private=args.private or None,
                              retries=args.retries, backoff=args.backoff)
-    print(f"Pushed {', '.join(f'task-{t}' for t in pusher.pushed) or 'nothing'} to {args.repo_id}")
+    uploaded = [f"task-{t}" for t in pusher.pushed if not pusher.held_already(t)]
+    print(f"Pushed {', '.join(uploaded) or 'nothing new'} to {args.repo_id}")
+    if pusher.skipped:
+        print(f"Skipped (already on {args.repo_id}, unchanged): {', '.join(pusher.skipped)}")
     report = pusher.report(args.output_dir)
     if report:
         print(report, file=sys.stderr)
@@ -263,7 +268,14 @@ def _recipes(args, overrides):
         print(f"{name:<{width}}  {recipe_summary(path)}")
 
 
+def stopped_message(stop: RunStopped, argv) -> str:
+    """One line: which signal, where the run stopped, and the command that continues it (the same one)."""
+    name = signal.Signals(stop.signum).name
+    return f"segp-hf: stopped by {name} {stop.where}; to continue, run: segp-hf {shlex.join(argv)}"
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
     debug = getattr(args, "debug", False)
@@ -280,6 +292,18 @@ def main(argv=None) -> int:
         return 2
     except PushIncompleteError:
         return 4
+    except OutputWriteError as error:
+        if debug:
+            raise
+        print(f"segp-hf: error: {error}", file=sys.stderr)
+        return 5
+    except RunStopped as stop:
+        print(stopped_message(stop, argv), file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before a run caught it (loading): nothing new was saved
+        print(f"segp-hf: stopped by SIGINT before anything was saved; to continue, run: segp-hf {shlex.join(argv)}",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
     except TrainingDivergedError as error:
         if debug:
             raise

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import RecipeError
+from .errors import EXIT_CODES, RecipeError
 from .method.switches import VARIANTS
 
 # The kinds of validation rule (range, choice, path, combination) and the builders the rule table is written
@@ -522,15 +522,30 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+EXIT_BEGIN = "<!-- exit codes: generated from segp_hf/errors.py by `python -m segp_hf.validation`; do not edit by hand -->"
+EXIT_END = "<!-- end of exit codes -->"
+
+
 def readme_block() -> str:
     return f"{README_BEGIN}\n{markdown_table()}\n{README_END}"
 
 
+def exit_code_block() -> str:
+    lines = ["| exit code | meaning | what to do |", "|---|---|---|"]
+    lines += [f"| {code} | {name} | {what} |" for code, name, what in EXIT_CODES]
+    return f"{EXIT_BEGIN}\n" + "\n".join(lines) + f"\n{EXIT_END}"
+
+
+def _replace_block(text: str, begin: str, end: str, block: str) -> str:
+    start, stop = text.index(begin), text.index(end) + len(end)
+    return text[:start] + block + text[stop:]
+
+
 def update_readme(path) -> bool:
-    """Rewrite the generated block of ``path``; True when it changed."""
+    """Rewrite the generated blocks of ``path`` (the rules, the exit codes); True when it changed."""
     text = Path(path).read_text()
-    start, end = text.index(README_BEGIN), text.index(README_END) + len(README_END)
-    new = text[:start] + readme_block() + text[end:]
+    new = _replace_block(text, README_BEGIN, README_END, readme_block())
+    new = _replace_block(new, EXIT_BEGIN, EXIT_END, exit_code_block())
     Path(path).write_text(new)
     return new != text
 

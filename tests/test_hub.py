@@ -160,19 +160,58 @@ def test_failed_push_is_retried_and_reported(tiny_clip_dir, tiny_benchmark, tmp_
     assert "task-2: waiting for an earlier task" in out
     assert f"segp-hf push {(tmp_path / 'out').resolve()} {REPO}" in out
 
-    # ... and that command pushes it later (every complete task, in order).
+    # ... and that command pushes it later: only what the Hub lacks (task-0 landed whole), in order.
     api = _autospec_api(monkeypatch)
     assert cli.main(["push", str(tmp_path / "out"), REPO]) == 0
-    assert [c.kwargs["branch"] for c in api.create_branch.call_args_list] == ["task-0", "task-1", "task-2"]
-    assert [c.kwargs["revision"] for c in api.create_branch.call_args_list] == ["main", "task-0", "task-1"]
+    assert [c.kwargs["branch"] for c in api.create_branch.call_args_list] == ["task-1", "task-2"]
+    assert [c.kwargs["revision"] for c in api.create_branch.call_args_list] == ["task-0", "task-1"]
+    assert "Skipped (already on someone/segp-tiny, unchanged): task-0, main (task 0)" in capsys.readouterr().out
 
 
 def test_push_command_reports_failure(pushed_run, monkeypatch, capsys):
     output_dir, _, _ = pushed_run
     api = _autospec_api(monkeypatch)
     api.create_branch.side_effect = OSError("nope")
-    assert cli.main(["push", str(output_dir), REPO, "--retries", "0"]) == 4
+    assert cli.main(["push", str(output_dir), "someone/another-repo", "--retries", "0"]) == 4  # REPO holds it all
     assert "segp-hf push" in capsys.readouterr().err
+
+
+def test_a_push_that_drops_halfway_is_finished_by_uploading_only_what_is_missing(pushed_run, monkeypatch, capsys,
+                                                                                 tmp_path):
+    """The connection drops at task-1's branch upload, then (rerun) at main's upload of task 1: main never
+    follows a task its branch lacks, and each rerun uploads only what did not land, saying what it skipped."""
+    run = tmp_path / "run"
+    shutil.copytree(pushed_run[0], run)
+    repo = "someone/flaky"
+    api = _autospec_api(monkeypatch)
+    api.upload_folder.side_effect = lambda **kw: _drop_if(kw, revision="task-1")
+    assert cli.main(["push", str(run), repo, "--retries", "0"]) == 4
+    assert _uploads(api) == [("task-0", "task-0"), ("task-0", "main"), ("task-1", "task-1")]  # main stays at task 0
+
+    api = _autospec_api(monkeypatch)
+    api.upload_folder.side_effect = lambda **kw: _drop_if(kw, revision="main", folder="task-1")
+    assert cli.main(["push", str(run), repo, "--retries", "0"]) == 4
+    assert _uploads(api) == [("task-1", "task-1"), ("task-1", "main")]
+    assert "Skipped (already on someone/flaky, unchanged): task-0, main (task 0)" in capsys.readouterr().out
+
+    api = _autospec_api(monkeypatch)
+    assert cli.main(["push", str(run), repo]) == 0
+    assert _uploads(api) == [("task-1", "main"), ("task-2", "task-2"), ("task-2", "main")]
+    assert [c.kwargs["branch"] for c in api.create_branch.call_args_list] == ["task-2"]  # task-1's exists
+    out = capsys.readouterr().out
+    assert f"Pushed task-1, task-2 to {repo}" in out and "unchanged): task-0, main (task 0), task-1" in out
+    api = _autospec_api(monkeypatch)
+    assert cli.main(["push", str(run), repo]) == 0 and _uploads(api) == []  # everything is there
+    assert f"Pushed nothing new to {repo}" in capsys.readouterr().out
+
+
+def _drop_if(kwargs, revision, folder=None):
+    if kwargs["revision"] == revision and (folder is None or Path(kwargs["folder_path"]).name == folder):
+        raise ConnectionError("connection reset by peer")
+
+
+def _uploads(api):
+    return [(Path(c.kwargs["folder_path"]).name, c.kwargs["revision"]) for c in api.upload_folder.call_args_list]
 
 
 def test_bad_credentials_stop_before_training(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch):
@@ -297,3 +336,14 @@ def test_train_resume_from_continues_the_sequence(pushed_run, tiny_registry, tmp
     resumed = json.loads((tmp_path / "more" / "results.json").read_text())
     assert resumed["acc_matrix"] == results["acc_matrix"]
     assert cli.main(["train", "--resume_from", f"{output_dir}@task-1", "--output_dir", str(tmp_path / "more")]) == 2
+
+
+def test_a_resumed_run_queues_its_tasks_the_record_lacks(tmp_path):
+    from segp_hf.hub.push_record import PushRecord
+
+    PushRecord(tmp_path, REPO).mark("task-0", 0, "abc")
+    pusher = hub.HubPusher(REPO, api=mock.create_autospec(HfApi, instance=True))
+    pusher.queue_unrecorded(tmp_path, 3)
+    assert pusher.pending == [1, 2]
+    pusher.queue_unrecorded(tmp_path / "elsewhere", 0)
+    assert pusher.pending == [1, 2]

@@ -207,6 +207,7 @@ def test_registry_class_counts_match_the_data():
 def test_readme_troubleshooting_is_the_table():
     text = README.read_text()
     assert validation.readme_block() in text, "README is out of date: run `python -m segp_hf.validation --write`"
+    assert validation.exit_code_block() in text, "exit codes out of date: run `python -m segp_hf.validation --write`"
     section = text[text.index("# Troubleshooting"):]
     for rule in validation.RULES:
         assert f"| `{rule.setting}`" in section

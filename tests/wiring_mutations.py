@@ -79,6 +79,21 @@ MUTATIONS = [
     ('custom tests on its train split', 'segp_hf/validation.py', 'if data_args.test_split is not None and data_args.test_split == train:', 'if False:', 'test_custom_benchmark.py::mistakes'),
     ('parquet folder not read', 'segp_hf/data/fetching.py', 'if next(root.rglob("*.parquet"), None) is not None:', 'if False:', 'test_custom_benchmark.py::parquet'),
     ('competitor end of task skipped', 'segp_hf/variants/base.py', '            self.variant_state.end_task(model, self.state, args)', '            pass', 'test_competitors.py::load_task_predicts'),
+    ("stop callback not installed", "segp_hf/run/continual.py", "callbacks=[StopCallback(self.stop, task), ", "callbacks=[", "test_preemption.py"),
+    ("stop signals not caught", "segp_hf/run/continual.py", "        with stop_requests() as self.stop:\n            return self.run_tasks()", "        return self.run_tasks()", "test_preemption.py"),
+    ("stop without an in-task checkpoint", "segp_hf/run/preemption.py", "            control.should_save = True  # a checkpoint", "            pass  # a checkpoint", "test_preemption.py"),
+    ("output dir not locked", "segp_hf/run/continual.py", "    with output_dir_lock(config):\n        return", "    if True:\n        return", "test_run_lock.py"),
+    ("stale lock never taken over", "segp_hf/run/lock.py", "        if holder and holder_alive(holder, _age(path)):", "        if holder:", "test_run_lock.py"),
+    ("every rank locks", "segp_hf/run/lock.py", 'if getattr(config, "process_index", 0) != 0:', 'if False:', "test_run_lock.py"),
+    ("second signal only noted", "segp_hf/run/preemption.py", "        if self.signum is not None:\n            raise RunStopped", "        if False:\n            raise RunStopped", "test_preemption.py::second_signal"),
+    ("failed task write not named", "segp_hf/run/checkpoints.py", '            raise write_failure(final.parent, error, f"task-{task}") from None', "            raise", "test_full_disk.py"),
+    ("staging left after a failed write", "segp_hf/run/checkpoints.py", "        shutil.rmtree(staging, ignore_errors=True)  # the task's older copy", "        pass  # the task's older copy", "test_full_disk.py"),
+    ("failed write exits 2", "segp_hf/cli.py", "        return 5\n", "        return 2\n", "test_full_disk.py"),
+    ("push record ignored", "segp_hf/hub/push.py", "        if record.holds(branch, task, print_):", "        if False:", "test_hub.py::drops_halfway"),
+    ("main moved back to an earlier task", "segp_hf/hub/push.py", ' or record.main_is_past(task):', ':', "test_hub.py::drops_halfway"),
+    ("branch upload not recorded", "segp_hf/hub/push.py", "            record.mark(branch, task, print_)\n", "", "test_hub.py::drops_halfway"),
+    ("resumed run does not queue unpushed tasks", "segp_hf/hub/push.py", "if not record.has_branch(branch_name(task))]", "if False]", "test_hub.py::queues_its_tasks"),
+    ("no lock heartbeat", "segp_hf/run/lock.py", "            os.utime(path)\n", "            pass\n", "test_run_lock.py"),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

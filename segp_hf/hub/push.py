@@ -5,7 +5,8 @@ One repo per run, one branch per task. ``task-k`` is created from ``task-(k-1)``
 ``main``), the task directory is uploaded with ``revision="task-k"``, then the same files are uploaded to
 ``main`` so that it always follows the latest task. A push that still fails after its retries is kept
 in a queue (later tasks wait behind it, as their branch is created from it) and reported at the end of
-the run together with the ``segp-hf push OUTPUT_DIR REPO_ID`` command that finishes it.
+the run together with the ``segp-hf push OUTPUT_DIR REPO_ID`` command that finishes it. What each branch
+already holds is recorded in the output dir (``push_record.py``): a later push uploads only what is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from huggingface_hub import HfApi
 from ..errors import RecipeError
 from ..run import checkpoints as ckpt
 from .model_card import write_task_card
+from .push_record import PushRecord, fingerprint
 from .tasks import branch_name
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class HubPusher:
         self.pending: list[int] = []
         self.pushed: list[int] = []
         self.failures: list[PushFailure] = []
+        self.skipped: list[str] = []  # "task-k" / "main (task k)": already on the Hub, unchanged
         self._repo_ready = False
 
     def check_credentials(self) -> str:
@@ -78,19 +81,45 @@ class HubPusher:
     def _push_one(self, output_dir, task: int):
         folder = ckpt.task_dir(output_dir, task)
         write_task_card(output_dir, task, self.repo_id)  # the card names this repo in its load commands
+        record, print_ = PushRecord(output_dir, self.repo_id), fingerprint(folder)
+        branch = branch_name(task)
+        if record.holds(branch, task, print_):
+            self.skipped.append(branch)
+        else:
+            self._push_branch(folder, task, record.has_branch(branch))
+            record.mark(branch, task, print_)
+        if record.holds("main", task, print_) or record.main_is_past(task):
+            self.skipped.append(f"main (task {task})")
+            return
+        # Only now that task-k holds the whole task does main follow it.
+        self._attempt("upload to main", lambda: self.api.upload_folder(
+            repo_id=self.repo_id, folder_path=str(folder), revision="main", token=self.token,
+            commit_message=f"SeGP-CL task {task} ({branch})"))
+        record.mark("main", task, print_)
+
+    def _push_branch(self, folder, task: int, branch_exists: bool):
         if not self._repo_ready:
             self._attempt("create_repo", lambda: self.api.create_repo(
                 self.repo_id, token=self.token, private=self.private, exist_ok=True))
             self._repo_ready = True
         branch = branch_name(task)
         parent = branch_name(task - 1) if task > 0 else "main"
-        self._attempt(f"create_branch {branch}", lambda: self.api.create_branch(
-            self.repo_id, branch=branch, revision=parent, token=self.token, exist_ok=True))
-        message = f"SeGP-CL task {task}"
-        for revision in (branch, "main"):
-            self._attempt(f"upload to {revision}", lambda revision=revision: self.api.upload_folder(
-                repo_id=self.repo_id, folder_path=str(folder), revision=revision, token=self.token,
-                commit_message=f"{message} ({branch})"))
+        if not branch_exists:
+            self._attempt(f"create_branch {branch}", lambda: self.api.create_branch(
+                self.repo_id, branch=branch, revision=parent, token=self.token, exist_ok=True))
+        self._attempt(f"upload to {branch}", lambda: self.api.upload_folder(
+            repo_id=self.repo_id, folder_path=str(folder), revision=branch, token=self.token,
+            commit_message=f"SeGP-CL task {task} ({branch})"))
+
+    def held_already(self, task: int) -> bool:
+        """Whether nothing of ``task`` had to be uploaded (its branch and main were skipped)."""
+        return branch_name(task) in self.skipped and f"main (task {task})" in self.skipped
+
+    def queue_unrecorded(self, output_dir, done: int) -> None:
+        """A resumed run: queue its finished tasks whose branch the record lacks (an earlier life's failed pushes)."""
+        record = PushRecord(output_dir, self.repo_id)
+        missing = [task for task in range(done) if not record.has_branch(branch_name(task))]
+        self.pending = sorted(set(self.pending) | set(missing))
 
     def push(self, output_dir, task: int) -> bool:
         """Queue ``task`` and push everything queued, in order. True when nothing is left pending."""

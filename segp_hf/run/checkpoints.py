@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import DamagedCheckpointError, RecipeError
+from ..errors import DamagedCheckpointError, OutputWriteError, RecipeError
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,27 @@ def check_writable(output_dir: Path) -> None:
         raise RecipeError(
             f"output_dir {output_dir} is not writable ({error.strerror}); choose another --output_dir"
         ) from None
+
+
+def free_space(folder) -> str:
+    """Free space on the disk holding ``folder`` (or its nearest existing parent), in words."""
+    folder = Path(folder).resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    return f"{free / 2**30:.2f} GB" if free >= 2**30 else f"{free / 2**20:.1f} MB"
+
+
+def write_failure(folder, error: OSError, what: str) -> OutputWriteError:
+    """The one-line error of a write that failed in ``folder`` (a full disk, a lost mount): the folder, why, the
+    free space, and that what was saved before is intact."""
+    why = error.strerror or f"{type(error).__name__}: {error}"
+    return OutputWriteError(
+        f"could not write {what} to {folder}: {why}; {free_space(folder)} free there. The finished tasks and the last "
+        "in-task checkpoint are intact: free space and rerun the same command to continue")
 
 
 def file_damage(path: Path) -> str | None:
@@ -222,8 +243,10 @@ def save_task(output_dir, task: int, model, prototypes, classes: dict, config: d
         if final.exists():  # an older, superseded copy of this task (e.g. rerun after a change)
             shutil.rmtree(final)
         os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as error:
+        shutil.rmtree(staging, ignore_errors=True)  # the task's older copy, if any, is still in place
+        if isinstance(error, OSError):
+            raise write_failure(final.parent, error, f"task-{task}") from None
         raise
     return final
 

@@ -39,6 +39,8 @@ from ..variants.registry import competitor, held_out_scorer
 from . import checkpoints as ckpt
 from .console import evaluation_round, install_console, say, task_summary
 from .distributed import check_parallel_mode
+from .lock import output_dir_lock
+from .preemption import StopCallback, StopRequest, stop_requests
 from .results import CURVE_PNG, HEATMAP_PNG, format_matrix, format_metrics, task_classes, tracker_metrics, write_results
 from .resume import check_branch_config, check_resume_config, read_saved_settings
 from .timing import task_timing, timed
@@ -97,6 +99,7 @@ class ContinualRunner:
         self.step_offset = 0  # optimizer steps of the tasks before this one: the trackers' step axis
         self.console = None  # the ConsoleCallback of the current task's Trainer (None without bars)
         self.eval_images = 0  # images scored by the current task's accuracy round
+        self.stop = StopRequest()  # SIGTERM / SIGINT while run() runs (run/preemption.py)
 
     def build_model(self):
         """The PEFT-LoRA CLIP student; the seed is set first, as LoRA A's random init depends on it."""
@@ -175,7 +178,8 @@ class ContinualRunner:
         trainer = (self.variant.trainer if self.variant else SeGPTrainer)(  # a competitor's own (variants/registry.py)
             model=self.model, args=self.task_args(task), train_dataset=train_dataset, data_collator=default_data_collator,
             task_state=self.state,
-            callbacks=[TeacherTargetsCallback(self.state), PrototypeCallback(self.state), NonFiniteLossCallback(self.state)])
+            callbacks=[StopCallback(self.stop, task), TeacherTargetsCallback(self.state), PrototypeCallback(self.state),
+                       NonFiniteLossCallback(self.state)])
         self.console = install_console(trainer)
         self.trackers.attach(trainer, self.step_offset)
         return trainer
@@ -243,6 +247,8 @@ class ContinualRunner:
         try:
             with timed(self.state.timing, "train_s"):
                 trainer.train(resume_from_checkpoint=checkpoint)
+        except OSError as error:  # an in-task checkpoint that could not be written: the older ones are intact
+            raise ckpt.write_failure(trainer.args.output_dir, error, f"an in-task checkpoint of task {task}") from None
         except TrainingDivergedError as error:
             # Its checkpoints may hold non-finite weights: the task restarts from its beginning.
             if self.is_main_process:
@@ -289,9 +295,12 @@ class ContinualRunner:
             payload["acc_row_til"] = self.til_matrix[task]
         classes = task_classes(self.scenario, task, self.data_args.num_tasks, self.template)
         ckpt.save_task(self.output_dir, task, self.model, self.state.prototypes, classes, self.run_config, payload,
-                       self.variant and self.variant.state)
-        self.write_results(task)
-        write_task_card(self.output_dir, task, hub_repo_id(self.config))
+                       self.variant and self.variant.state)  # a failed write: OutputWriteError, task-k not there
+        try:
+            self.write_results(task)
+            write_task_card(self.output_dir, task, hub_repo_id(self.config))
+        except OSError as error:  # task-k is saved: a rerun rewrites these
+            raise ckpt.write_failure(self.output_dir, error, "results.json and the model card") from None
         ckpt.remove_trainer_dir(self.output_dir, task)  # superseded by task-k
         if self.pusher is not None:
             self.pusher.push(self.output_dir, task)
@@ -324,18 +333,31 @@ class ContinualRunner:
             logger.info("Pushing every task to %s as %s", self.pusher.repo_id, user)
 
     def run(self) -> dict:
+        """Every task still to run; SIGTERM / SIGINT stop it where nothing is lost (``RunStopped``)."""
+        with stop_requests() as self.stop:
+            return self.run_tasks()
+
+    def stop_if_requested(self, where: str):
+        """A point between tasks where a stop signal (agreed by every rank) ends the run."""
+        self.stop.stop_here(where, self.config.world_size, self.config.device)
+
+    def run_tasks(self) -> dict:
         if self.is_main_process:
             self.check_output_dir()
             self.start_pusher()
         self.wait_for_everyone()
         first = self.resume()
+        if self.pusher is not None:
+            self.pusher.queue_unrecorded(self.output_dir, first)  # pushed with the next task (or at the end)
         if self.data_args.zero_shot_sets and self.is_main_process:
             self.retention_baseline()
             if first == self.data_args.num_tasks and self.retention_after is None:
                 self.retention_after = self.measure_retention(pretrained=False)  # a finished run saved without it
         for task in range(first, self.data_args.num_tasks):
             logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])
+            self.stop_if_requested(f"before task {task} ({task} of {self.data_args.num_tasks} tasks saved)")
             self.run_task(task)
+            self.stop_if_requested(f"after task {task} (saved in {ckpt.task_dir(self.output_dir, task)})")
         last = self.data_args.num_tasks - 1
         if not self.is_main_process:
             self.wait_for_everyone()
@@ -363,4 +385,6 @@ class ContinualRunner:
 
 def run_continual(model_args, data_args, config, benchmark: LoadedBenchmark | None = None,
                   allow_changed_settings: bool = False) -> dict:
-    return ContinualRunner(model_args, data_args, config, benchmark, allow_changed_settings).run()
+    """Run (or resume) the task sequence; output_dir is locked for it, before any model or data is loaded."""
+    with output_dir_lock(config):
+        return ContinualRunner(model_args, data_args, config, benchmark, allow_changed_settings).run()
