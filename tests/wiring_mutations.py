@@ -69,6 +69,9 @@ MUTATIONS = [
     ('scorer ignores a competitor state', 'segp_hf/method/prototypes.py', '    if variant_state is not None:\n        return variant_state.score', '    if False:\n        return variant_state.score', 'test_competitor_wiring.py::mixture or R1'),
     ('eval_mode never restores training', 'segp_hf/modeling/student.py', '    finally:\n        model.train(was_training)', '    finally:\n        pass', 'eval_mode'),
     ('competitor end of task skipped', 'segp_hf/variants/base.py', '            self.variant_state.end_task(model, self.state, args)', '            pass', 'test_competitors.py::load_task_predicts'),
+    ('http status not read', 'segp_hf/data/hub_errors.py', '    if status in (401, 403):\n', '    if False:\n', 'test_hub_data.py::gated_is_read'),
+    ('hub error classes not read', 'segp_hf/data/hub_errors.py', '    for name, kind in _HUB_CLASSES:\n        if name in names:', '    for name, kind in ():\n        if name in names:', 'test_hub_data.py::missing_revision_is_read or gated_is_read'),
+    ('own revision worded as the pin', 'segp_hf/data/hub_sources.py', 'pinned = revision is not None and revision == source.revision', 'pinned = True', 'test_hub_data.py::worded_as_theirs'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

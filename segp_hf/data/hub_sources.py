@@ -26,6 +26,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
+from .hub_errors import load_error_message
 from .spec import DataError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class HubSource:
     note: str = ""
     sizes: dict = field(default_factory=dict)  # split -> SplitSize
     gated: bool = False
+    revision_setting: str = "--dataset_revision"  # the setting that overrides ``revision`` (named by errors)
 
 
 # Hub label spelling -> the field's class name, per benchmark (applied before matching by name).
@@ -120,35 +122,6 @@ UNPINNED_REASON = "no commit of this repository could be read from a public copy
 
 
 # ----------------------------------------------------------------------------------------------------
-# errors
-
-
-def load_error_message(dataset_id: str, revision: str | None, error: Exception, gated: bool = False) -> str:
-    """One message per failure kind: gated without access, a revision that does not exist, unreachable."""
-    text = f"{type(error).__name__}: {error}"
-    rev = f", revision='{revision}'" if revision else ""
-    lowered = text.lower()
-    if "gated" in lowered or "401" in lowered or "403" in lowered or "awaiting a review" in lowered \
-            or type(error).__name__ == "GatedRepoError":
-        return (f"'{dataset_id}' is gated and this account has no access ({text}). Accept its terms on "
-                f"https://huggingface.co/datasets/{dataset_id} with your account, then `hf auth login` (or set "
-                "HF_TOKEN) and run again.")
-    if type(error).__name__ == "RevisionNotFoundError" or ("revision" in lowered and any(
-            phrase in lowered for phrase in ("not found", "invalid", "does not exist", "doesn't exist"))):
-        return (f"the pinned revision '{revision}' of '{dataset_id}' no longer exists on the Hub ({text}). "
-                f"Pass --dataset_revision <commit or branch> (e.g. --dataset_revision main) to load another one; "
-                "docs/benchmarks.md says which commit the paper's numbers need.")
-    gate = " It is gated: accept its terms on the Hub and `hf auth login` first." if gated else ""
-    return (
-        f"could not load the dataset '{dataset_id}'{rev} ({text}). "
-        "Without network access, pre-download it on a machine that has it: "
-        f"python -c \"import datasets; datasets.load_dataset('{dataset_id}'{rev}).save_to_disk('DIR')\" "
-        "then copy DIR here and pass --data_dir DIR (an image folder <split>/<class>/<image> also works), "
-        f"or warm the HF cache there and run with HF_DATASETS_OFFLINE=1.{gate}"
-    )
-
-
-# ----------------------------------------------------------------------------------------------------
 # fetching one split, storing only the kept rows
 
 
@@ -165,7 +138,9 @@ def _stream(source: HubSource, split: str, revision: str | None, columns=None):
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001 - gated, missing revision, offline: reported by kind
-        raise DataError(load_error_message(source.dataset_id, revision, error, source.gated)) from error
+        pinned = revision is not None and revision == source.revision
+        raise DataError(load_error_message(source.dataset_id, revision, error, source.gated, pinned,
+                                           source.revision_setting)) from error
 
 
 def read_columns(source: HubSource, split: str, revision: str | None, columns) -> dict[str, np.ndarray]:

@@ -1,0 +1,119 @@
+"""Hub data errors and revisions as the real clients raise them (issue 25): errors classified by exception type
+and HTTP status (never by digits in the text), the user's own revision worded as theirs, a revision per
+zero-shot set, read errors while rows stream, rows stored per resolved commit, a missing task over a server that
+answers 401. The error objects are built by huggingface_hub's own ``hf_raise_for_status`` from HTTP responses;
+nothing here opens a socket."""
+
+from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
+
+import datasets
+import pytest
+from huggingface_hub.errors import HTTPError
+from huggingface_hub.utils import hf_raise_for_status
+from test_benchmarks import asked, data_args_for, fabricated, hub, hub_cache  # noqa: F401 - fixtures
+
+from segp_hf.data.registry import load_benchmark
+from segp_hf.data.spec import DataError
+
+http = importlib.import_module(HTTPError.__module__.split(".")[0])  # the HTTP client huggingface_hub uses
+ENDPOINT = "http://127.0.0.1:9"  # never contacted: the responses below are built, not fetched
+REV_401 = "a401" + "0" * 32 + "b403"  # a commit whose hex holds 401 and 403
+
+
+def client_error(status: int, path: str, error_code: str | None = None):
+    """The exception huggingface_hub raises for an HTTP answer ``status`` to GET ``path``."""
+    headers = {"X-Error-Code": error_code} if error_code else {}
+    response = http.Response(status, headers=headers, request=http.Request("GET", f"{ENDPOINT}{path}"))
+    try:
+        hf_raise_for_status(response)
+    except Exception as error:  # noqa: BLE001 - returned to be raised by a stand-in loader
+        return error
+    raise AssertionError(f"status {status} raised nothing")
+
+
+def raising(make_error):
+    def load_dataset(path, *args, revision=None, **kwargs):
+        raise make_error(path, revision)
+    return load_dataset
+
+
+def load_message(monkeypatch, benchmark, make_error, *overrides) -> str:
+    monkeypatch.setattr(datasets, "load_dataset", raising(make_error))
+    with pytest.raises(DataError) as caught:
+        load_benchmark(data_args_for(benchmark, *overrides))
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# ---- defect 2: by type and status, not by digits ------------------------------------------------------
+
+
+def test_a_revision_whose_hex_holds_401_or_403_is_not_read_as_gated(monkeypatch):
+    def unreachable(path, revision):
+        return ConnectionError(f"Couldn't reach '{path}' at revision '{revision}' on the Hub (ConnectError)")
+
+    message = load_message(monkeypatch, "cifar100", unreachable, "--dataset_revision", REV_401)
+    assert "gated" not in message and "could not load the dataset 'uoft-cs/cifar100'" in message
+
+
+def test_gated_is_read_from_the_error_type_and_the_http_status(monkeypatch):
+    from datasets.exceptions import DatasetNotFoundError
+
+    def gated_as_datasets_raises(path, revision):  # datasets re-raises GatedRepoError as DatasetNotFoundError
+        cause = client_error(403, f"/api/datasets/{path}/revision/main", "GatedRepo")
+        error = DatasetNotFoundError(f"Dataset '{path}' is a gated dataset on the Hub.")
+        error.__cause__ = cause
+        return error
+
+    assert "is gated and this account has no access" in load_message(monkeypatch, "imagenet_sub",
+                                                                      gated_as_datasets_raises)
+    assert "is gated and this account" in load_message(monkeypatch, "imagenet_sub", lambda p, r: client_error(
+        403, f"/api/datasets/{p}/revision/main", "GatedRepo"))
+
+    def refused(path, revision):  # a bare HTTP error of another client, status 403, on a gated dataset
+        import requests
+
+        return requests.HTTPError("Forbidden", response=SimpleNamespace(status_code=403))
+
+    assert "is gated and this account" in load_message(monkeypatch, "imagenet_sub", refused)
+
+
+def test_a_missing_revision_is_read_from_the_error_type(monkeypatch):
+    message = load_message(monkeypatch, "cifar100", lambda p, r: client_error(
+        404, f"/api/datasets/{p}/revision/{r}", "RevisionNotFound"))
+    assert "pinned revision 'aadb3af" in message and "--dataset_revision" in message and "gated" not in message
+
+
+# ---- defect 5: wording ------------------------------------------------------------------------------
+
+
+def test_the_users_own_bad_revision_is_worded_as_theirs(monkeypatch):
+    from datasets.exceptions import DatasetNotFoundError
+
+    def no_revision(path, revision):  # what datasets raises for a revision that does not exist
+        return DatasetNotFoundError(f"Revision '{revision}' doesn't exist for dataset '{path}' on the Hub.")
+
+    message = load_message(monkeypatch, "cifar100", no_revision, "--dataset_revision", "v9.9")
+    assert "--dataset_revision 'v9.9'" in message and "does not exist" in message and "pinned" not in message
+    assert "pinned revision 'aadb3af" in load_message(monkeypatch, "cifar100", no_revision)
+
+
+def test_a_misspelt_dataset_id_gets_no_offline_advice(monkeypatch):
+    from datasets.exceptions import DatasetNotFoundError
+
+    def missing(path, revision):  # datasets' message for a repo the Hub does not have (401 or 404 below it)
+        error = DatasetNotFoundError(f"Dataset '{path}' doesn't exist on the Hub or cannot be accessed.")
+        error.__cause__ = client_error(401, f"/api/datasets/{path}/revision/main")
+        return error
+
+    message = load_message(monkeypatch, "cifar100", missing, "--dataset_name", "uoft-cs/cifar1000")
+    assert "'uoft-cs/cifar1000' was not found" in message and "--dataset_name" in message
+    assert "offline" not in message.lower() and "save_to_disk" not in message
+    bare = load_message(monkeypatch, "cifar100", lambda p, r: client_error(404, f"/api/datasets/{p}/revision/main",
+                                                                            "RepoNotFound"),
+                        "--dataset_name", "uoft-cs/cifar1000")
+    assert "was not found" in bare and "offline" not in bare.lower()
