@@ -117,3 +117,25 @@ def test_a_misspelt_dataset_id_gets_no_offline_advice(monkeypatch):
                                                                             "RepoNotFound"),
                         "--dataset_name", "uoft-cs/cifar1000")
     assert "was not found" in bare and "offline" not in bare.lower()
+
+
+def test_the_dry_run_prints_the_revision_actually_loaded():
+    from segp_hf.commands.plan import transfer_lines
+
+    mirror = transfer_lines(data_args_for("cifar100", "--dataset_name", "me/cifar100-copy"))[0]
+    assert mirror.startswith("data: hub me/cifar100-copy@newest (not pinned") and "aadb3af" not in mirror
+    assert "uoft-cs/cifar100@v2 " in transfer_lines(data_args_for("cifar100", "--dataset_revision", "v2"))[0] + " "
+    assert "uoft-cs/cifar100@aadb3af" in transfer_lines(data_args_for("cifar100"))[0]
+
+
+def test_a_recipes_list_setting_is_emptied_by_none_on_the_command_line():
+    from test_benchmarks import RECIPES
+
+    from segp_hf.recipe import load_recipe, parse_config
+
+    recipe = load_recipe(str(RECIPES / "cifar100_10tasks.yaml"))
+    assert recipe["zero_shot_sets"]
+    _, data_args, _ = parse_config(recipe, ["--zero_shot_sets", "none", "--use_cpu", "true"])
+    assert data_args.zero_shot_sets == []
+    _, data_args, _ = parse_config(recipe, ["--zero_shot_sets", "food101", "--use_cpu", "true"])
+    assert data_args.zero_shot_sets == ["food101"]

@@ -72,6 +72,8 @@ MUTATIONS = [
     ('http status not read', 'segp_hf/data/hub_errors.py', '    if status in (401, 403):\n', '    if False:\n', 'test_hub_data.py::gated_is_read'),
     ('hub error classes not read', 'segp_hf/data/hub_errors.py', '    for name, kind in _HUB_CLASSES:\n        if name in names:', '    for name, kind in ():\n        if name in names:', 'test_hub_data.py::missing_revision_is_read or gated_is_read'),
     ('own revision worded as the pin', 'segp_hf/data/hub_sources.py', 'pinned = revision is not None and revision == source.revision', 'pinned = True', 'test_hub_data.py::worded_as_theirs'),
+    ('none does not empty a list', 'segp_hf/config.py', '        empty_lists(self)\n', '', 'test_hub_data.py::emptied'),
+    ('dry run prints the pin', 'segp_hf/commands/plan.py', 'source, revision = hub_target(SOURCES[data_args.benchmark], data_args)', 'source, revision = SOURCES[data_args.benchmark], data_args.dataset_revision or estimate.revision', 'test_hub_data.py::dry_run'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:
