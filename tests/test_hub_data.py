@@ -23,10 +23,11 @@ ENDPOINT = "http://127.0.0.1:9"  # never contacted: the responses below are buil
 REV_401 = "a401" + "0" * 32 + "b403"  # a commit whose hex holds 401 and 403
 
 
-def client_error(status: int, path: str, error_code: str | None = None):
-    """The exception huggingface_hub raises for an HTTP answer ``status`` to GET ``path``."""
+def client_error(status: int, path: str, error_code: str | None = None, endpoint: str = ENDPOINT):
+    """The exception huggingface_hub raises for an HTTP answer ``status`` to GET ``path`` (over https it reads a
+    401 on a repo URL as RepositoryNotFoundError, over http it leaves it an HfHubHTTPError)."""
     headers = {"X-Error-Code": error_code} if error_code else {}
-    response = http.Response(status, headers=headers, request=http.Request("GET", f"{ENDPOINT}{path}"))
+    response = http.Response(status, headers=headers, request=http.Request("GET", f"{endpoint}{path}"))
     try:
         hf_raise_for_status(response)
     except Exception as error:  # noqa: BLE001 - returned to be raised by a stand-in loader
@@ -139,3 +140,41 @@ def test_a_recipes_list_setting_is_emptied_by_none_on_the_command_line():
     assert data_args.zero_shot_sets == []
     _, data_args, _ = parse_config(recipe, ["--zero_shot_sets", "food101", "--use_cpu", "true"])
     assert data_args.zero_shot_sets == ["food101"]
+
+
+# ---- defect 6: a missing task over a server that answers 401 --------------------------------------------
+
+
+class _Refs:
+    """HfApi with only ``list_repo_refs``: the branches of ``me/run``; any other repo is missing (401)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def list_repo_refs(self, repo_id, **kwargs):
+        if repo_id != "me/run":
+            raise client_error(401, f"/api/models/{repo_id}/refs")
+        return SimpleNamespace(branches=[SimpleNamespace(name=n) for n in ("main", "task-0", "task-1")])
+
+
+@pytest.mark.parametrize("endpoint", [ENDPOINT, "https://hub.mirror.invalid"])
+def test_a_task_the_repo_lacks_lists_the_tasks_it_has_when_the_server_answers_401(monkeypatch, endpoint):
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    from segp_hf.errors import TaskNotFoundError
+    from segp_hf.hub import tasks
+
+    def snapshot_download(repo_id, revision=None, **kwargs):  # olah: 401 for a branch the repo lacks
+        raise client_error(401, f"/api/models/{repo_id}/revision/{revision}", endpoint=endpoint)
+
+    assert isinstance(client_error(401, "/api/models/me/run/revision/task-5", endpoint="https://hub.mirror.invalid"),
+                      RepositoryNotFoundError)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setattr(tasks, "HfApi", _Refs)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(TaskNotFoundError, match=r"no checkpoint for task-5 at 'me/run'.*available: task-0, task-1"):
+        tasks.resolve_task_folder("me/run", 5)
+    with pytest.raises(TaskNotFoundError, match="Hub repo 'me/nothing' not found"):
+        tasks.resolve_task_folder("me/nothing", 5)

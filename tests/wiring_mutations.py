@@ -74,6 +74,7 @@ MUTATIONS = [
     ('own revision worded as the pin', 'segp_hf/data/hub_sources.py', 'pinned = revision is not None and revision == source.revision', 'pinned = True', 'test_hub_data.py::worded_as_theirs'),
     ('none does not empty a list', 'segp_hf/config.py', '        empty_lists(self)\n', '', 'test_hub_data.py::emptied'),
     ('dry run prints the pin', 'segp_hf/commands/plan.py', 'source, revision = hub_target(SOURCES[data_args.benchmark], data_args)', 'source, revision = SOURCES[data_args.benchmark], data_args.dataset_revision or estimate.revision', 'test_hub_data.py::dry_run'),
+    ('missing task over 401 reads as no repo', 'segp_hf/hub/tasks.py', 'found = _hub_tasks(source, token) if task is not None else None', 'found = None', 'test_hub_data.py::401'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:
