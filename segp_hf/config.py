@@ -103,6 +103,11 @@ class DataArguments:
                   "food101, oxford_pets, imagenet1k (the paper's), shapes_heldout (offline); 'none' empties a "
                   "recipe's list."},
     )
+    zero_shot_revisions: str | None = field(
+        default=None,
+        metadata={"help": "Hub revision (commit, branch or tag) per zero-shot set, e.g. 'food101=COMMIT,imagenet1k="
+                  "COMMIT'; a set not named loads at its pin (docs/benchmarks.md)."},
+    )
     zero_shot_every_task: bool = field(
         default=False, metadata={"help": "Also score the zero_shot_sets after every task, not only the last."}
     )

@@ -47,7 +47,8 @@ def test_settings_saved_before_the_move_load_as_the_same_settings(variant, tmp_p
     current = ckpt.nan_to_none(json.loads(json.dumps(
         config_to_dict(*parse_config({}, ["--variant", variant, "--output_dir", "unused"])))))
     saved = json.loads(saved_file.read_text())
-    assert sorted(set(current) - set(saved)) == ["mgclip_clip_softmax"]  # the one setting added since (issue 28)
+    # the settings added since: issue 28's M7 reading, issue 25's revision per zero-shot set
+    assert sorted(set(current) - set(saved)) == ["mgclip_clip_softmax", "zero_shot_revisions"]
     assert {key: current[key] for key in saved} == saved
     (tmp_path / ckpt.CONFIG_FILE).write_text(saved_file.read_text())
     # an MG-CLIP run of v0.2 took one softmax in M7: it resumes only under that reading

@@ -178,3 +178,37 @@ def test_a_task_the_repo_lacks_lists_the_tasks_it_has_when_the_server_answers_40
         tasks.resolve_task_folder("me/run", 5)
     with pytest.raises(TaskNotFoundError, match="Hub repo 'me/nothing' not found"):
         tasks.resolve_task_folder("me/nothing", 5)
+
+
+# ---- defect 1: a revision per zero-shot set ----------------------------------------------------------
+
+
+def test_each_zero_shot_set_takes_its_own_revision_and_the_settings_record_it(hub, monkeypatch):  # noqa: F811
+    from segp_hf.evaluation import zero_shot
+    from segp_hf.recipe import config_to_dict, parse_config
+
+    overrides = ["--zero_shot_sets", "food101", "imagenet1k", "--zero_shot_revisions", "food101=f00d,imagenet1k=1a2b",
+                 "--use_cpu", "true"]
+    model_args, data_args, config = parse_config({}, overrides)
+    assert config_to_dict(model_args, data_args, config)["zero_shot_revisions"] == "food101=f00d,imagenet1k=1a2b"
+    monkeypatch.setattr(zero_shot, "evaluate_zero_shot", lambda *args: 0.5)
+    assert zero_shot.measure_retention(None, None, None, data_args, 8, "cpu") == {"food101": 50.0, "imagenet1k": 50.0}
+    assert {(i, r) for i, r, _ in asked(hub)} == {("ethz/food101", "f00d"), ("ILSVRC/imagenet-1k", "1a2b")}
+
+
+@pytest.mark.parametrize("value", ["mnist=abc", "food101", "food101=", "shapes_heldout=abc", "food101=a,food101=b"])
+def test_a_bad_zero_shot_revision_is_refused_by_the_rule_table(value):
+    from segp_hf.errors import RecipeError
+    from segp_hf.recipe import parse_config
+
+    with pytest.raises(RecipeError, match="zero_shot_revisions="):
+        parse_config({}, ["--zero_shot_revisions", value, "--use_cpu", "true"])
+
+
+def test_a_zero_shot_sets_missing_pin_names_its_own_setting(monkeypatch):
+    from segp_hf.data.zero_shot_sets import load_zero_shot_set
+
+    monkeypatch.setattr(datasets, "load_dataset", raising(lambda p, r: client_error(
+        404, f"/api/datasets/{p}/revision/{r}", "RevisionNotFound")))
+    with pytest.raises(DataError, match=r"pinned revision 'e06acf2.*--zero_shot_revisions food101=<commit"):
+        load_zero_shot_set("food101")

@@ -75,6 +75,9 @@ MUTATIONS = [
     ('none does not empty a list', 'segp_hf/config.py', '        empty_lists(self)\n', '', 'test_hub_data.py::emptied'),
     ('dry run prints the pin', 'segp_hf/commands/plan.py', 'source, revision = hub_target(SOURCES[data_args.benchmark], data_args)', 'source, revision = SOURCES[data_args.benchmark], data_args.dataset_revision or estimate.revision', 'test_hub_data.py::dry_run'),
     ('missing task over 401 reads as no repo', 'segp_hf/hub/tasks.py', 'found = _hub_tasks(source, token) if task is not None else None', 'found = None', 'test_hub_data.py::401'),
+    ('zero-shot revision not passed', 'segp_hf/evaluation/zero_shot.py', '                                      revisions.get(name))', '                                      None)', 'test_hub_data.py::own_revision'),
+    ('zero-shot revisions unchecked', 'segp_hf/validation.py', 'e.g. food101=COMMIT,imagenet1k=COMMIT", zero_shot_revisions)', 'e.g. food101=COMMIT,imagenet1k=COMMIT", lambda value: None)', 'test_hub_data.py::rule_table'),
+    ('zero-shot pin error names dataset_revision', 'segp_hf/data/zero_shot_sets.py', 'source = dataclasses.replace(SOURCES[name], revision_setting=f"{REVISIONS_SETTING} {name}=")', 'source = SOURCES[name]', 'test_hub_data.py::names_its_own'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

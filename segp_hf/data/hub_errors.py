@@ -91,9 +91,10 @@ def load_error_message(dataset_id: str, revision: str | None, error: Exception, 
 
 
 def _revision_message(dataset_id, revision, text, pinned, setting) -> str:
+    given = setting if setting.endswith("=") else f"{setting} "  # '--dataset_revision X', '--zero_shot_revisions S=X'
     if pinned:
         return (f"the pinned revision '{revision}' of '{dataset_id}' no longer exists on the Hub ({text}). "
-                f"Pass {setting} <commit or branch> (e.g. {setting} main) to load another one; "
+                f"Pass {given}<commit or branch> (e.g. {given}main) to load another one; "
                 "docs/benchmarks.md says which commit the paper's numbers need.")
     return (f"{setting} '{revision}' does not exist for '{dataset_id}' on the Hub ({text}). Give a commit, branch "
             "or tag the dataset has (its 'History' page lists the commits), or leave it unset for the default one.")
