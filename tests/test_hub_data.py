@@ -212,3 +212,40 @@ def test_a_zero_shot_sets_missing_pin_names_its_own_setting(monkeypatch):
         404, f"/api/datasets/{p}/revision/{r}", "RevisionNotFound")))
     with pytest.raises(DataError, match=r"pinned revision 'e06acf2.*--zero_shot_revisions food101=<commit"):
         load_zero_shot_set("food101")
+
+
+# ---- defect 4: read errors while rows stream ---------------------------------------------------------
+
+
+def failing_stream(served, after: int = 3):
+    """``datasets.load_dataset`` whose streamed rows break after ``after`` rows, as a server error would."""
+    def load_dataset(path, name=None, revision=None, split=None, streaming=False, columns=None, **kwargs):
+        part = served[path][split]
+
+        def rows():
+            for i, row in enumerate(part):
+                if i == after:
+                    raise client_error(500, f"/datasets/{path}/resolve/{revision}/data/{split}-00000.parquet")
+                yield row
+        stream = datasets.IterableDataset.from_generator(rows, features=part.features)
+        return stream.select_columns(list(columns)) if columns else stream
+    return load_dataset
+
+
+def test_a_read_error_while_rows_stream_is_one_line_exit_2_and_leaves_nothing(monkeypatch, tmp_path, fabricated,
+                                                                              capsys):  # noqa: F811
+    from test_benchmarks import RECIPES
+
+    from segp_hf.cli import main
+    from segp_hf.data.zero_shot_sets import load_zero_shot_set
+
+    monkeypatch.setattr(datasets, "load_dataset", failing_stream(fabricated))
+    monkeypatch.setenv("SEGP_HF_DATA_CACHE", str(tmp_path / "kept"))
+    with pytest.raises(DataError, match=r"reading the rows of 'ethz/food101' split 'validation'.*500") as caught:
+        load_zero_shot_set("food101")
+    assert "\n" not in str(caught.value)
+    assert main(["train", "--config", str(RECIPES / "cifar100_10tasks.yaml"), "--dry_run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "reading the rows of 'uoft-cs/cifar100'" in err and "Traceback" not in err
+    left = [p.name for p in (tmp_path / "kept").rglob("*") if p.is_dir() and p.name.startswith(".")]
+    assert left == [] and not list((tmp_path / "kept").rglob("dataset_info.json"))

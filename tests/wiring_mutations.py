@@ -78,6 +78,8 @@ MUTATIONS = [
     ('zero-shot revision not passed', 'segp_hf/evaluation/zero_shot.py', '                                      revisions.get(name))', '                                      None)', 'test_hub_data.py::own_revision'),
     ('zero-shot revisions unchecked', 'segp_hf/validation.py', 'e.g. food101=COMMIT,imagenet1k=COMMIT", zero_shot_revisions)', 'e.g. food101=COMMIT,imagenet1k=COMMIT", lambda value: None)', 'test_hub_data.py::rule_table'),
     ('zero-shot pin error names dataset_revision', 'segp_hf/data/zero_shot_sets.py', 'source = dataclasses.replace(SOURCES[name], revision_setting=f"{REVISIONS_SETTING} {name}=")', 'source = SOURCES[name]', 'test_hub_data.py::names_its_own'),
+    ('stream read error raw', 'segp_hf/data/hub_sources.py', '    except Exception as error:  # noqa: BLE001 - reported in one line; a DataError', '    except DataError as error:  # noqa: BLE001 - reported in one line; a DataError', 'test_hub_data.py::read_error'),
+    ('build folder left behind', 'segp_hf/data/hub_sources.py', '        shutil.rmtree(build, ignore_errors=True)  # the rows are kept once', '        pass  # the rows are kept once', 'test_hub_data.py::read_error'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

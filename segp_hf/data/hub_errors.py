@@ -28,7 +28,7 @@ _HUB_CLASSES = (("GatedRepoError", "gated"), ("RevisionNotFoundError", "revision
                 ("RepositoryNotFoundError", "missing"))
 
 
-def _chain(error: BaseException):
+def error_chain(error: BaseException):
     """``error`` and the errors it was raised from or while handling, outermost first."""
     seen = []
     while error is not None and all(error is not s for s in seen):
@@ -61,7 +61,7 @@ def _kind_of_one(error: BaseException, gated: bool) -> str | None:
 def error_kind(error: BaseException, gated: bool = False) -> str:
     """``gated``, ``revision``, ``missing`` or ``unreachable`` (``gated``: the dataset is known to be gated,
     so a refused access means its terms were not accepted)."""
-    for link in _chain(error):
+    for link in error_chain(error):
         kind = _kind_of_one(link, gated)
         if kind is not None:
             return kind
@@ -110,3 +110,13 @@ def unreachable_message(dataset_id: str, revision: str | None, text: str, gated:
         "then copy DIR here and pass --data_dir DIR (an image folder <split>/<class>/<image> also works), "
         f"or warm the HF cache there and run with HF_DATASETS_OFFLINE=1.{gate}"
     )
+
+
+def read_error_message(dataset_id: str, split: str, revision: str | None, error: BaseException) -> str:
+    """A split that opened but broke while its rows streamed (a dropped connection, a server error): the
+    innermost cause, in one line; nothing of the split was stored."""
+    cause = error_chain(error)[-1]
+    rev = f" at revision '{revision}'" if revision else ""
+    text = one_line(f"{type(cause).__name__}: {cause}")
+    return (f"reading the rows of '{dataset_id}' split '{split}'{rev} failed ({text}); nothing of it was stored: "
+            "run again, or load a local copy with --data_dir.")

@@ -26,7 +26,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from .hub_errors import load_error_message
+from .hub_errors import error_chain, load_error_message, read_error_message
 from .spec import DataError
 
 logger = logging.getLogger(__name__)
@@ -148,7 +148,10 @@ def read_columns(source: HubSource, split: str, revision: str | None, columns) -
     import pyarrow as pa
 
     stream = _stream(source, split, revision, columns=columns).select_columns(list(columns))
-    tables = list(stream.with_format("arrow").iter(batch_size=65_536))
+    try:
+        tables = list(stream.with_format("arrow").iter(batch_size=65_536))
+    except Exception as error:  # noqa: BLE001 - a read error while streaming: one line
+        raise DataError(read_error_message(source.dataset_id, split, revision, error)) from error
     table = pa.concat_tables(tables) if tables else None
     return {c: (table.column(c).to_numpy() if table is not None else np.array([])) for c in columns}
 
@@ -206,12 +209,28 @@ def load_hub_split(source: HubSource, split: str, revision: str | None, keep_lab
                   keep_labels=None if spec["labels"] is None else tuple(spec["labels"]),
                   keep_keys=None if spec["keys"] is None else tuple(map(tuple, spec["keys"])),
                   key_columns=tuple(key_columns), max_rows=max_rows)
-    build = folder.parent / f".build-{folder.name}"
-    dataset = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs, cache_dir=str(build))
-    dataset.cast_column(source.image_column, datasets.Image()).save_to_disk(str(folder))
-    del dataset
-    shutil.rmtree(build, ignore_errors=True)  # the rows are kept once, in ``folder``
+    _store_rows(source, split, kwargs, features, folder)
     return datasets.load_from_disk(str(folder))
+
+
+def _store_rows(source: HubSource, split: str, kwargs: dict, features, folder: Path) -> None:
+    """Stream the kept rows into ``folder``, all or nothing: built under ``.build-*``, saved under ``.save-*``
+    and renamed; a read error while the rows stream is a DataError and leaves neither behind."""
+    build, staging = folder.parent / f".build-{folder.name}", folder.parent / f".save-{folder.name}"
+    try:
+        dataset = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs,
+                                                  cache_dir=str(build))
+        dataset.cast_column(source.image_column, datasets.Image()).save_to_disk(str(staging))
+        del dataset
+        shutil.rmtree(folder, ignore_errors=True)  # a folder without dataset_info.json is a leftover
+        staging.rename(folder)
+    except Exception as error:  # noqa: BLE001 - reported in one line; a DataError of the stream as it is
+        shutil.rmtree(staging, ignore_errors=True)
+        known = next((e for e in error_chain(error) if isinstance(e, DataError)), None)
+        raise DataError(str(known) if known else read_error_message(source.dataset_id, split, kwargs["revision"],
+                                                                    error)) from error
+    finally:
+        shutil.rmtree(build, ignore_errors=True)  # the rows are kept once, in ``folder``
 
 
 # ----------------------------------------------------------------------------------------------------
