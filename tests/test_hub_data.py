@@ -249,3 +249,69 @@ def test_a_read_error_while_rows_stream_is_one_line_exit_2_and_leaves_nothing(mo
     assert "reading the rows of 'uoft-cs/cifar100'" in err and "Traceback" not in err
     left = [p.name for p in (tmp_path / "kept").rglob("*") if p.is_dir() and p.name.startswith(".")]
     assert left == [] and not list((tmp_path / "kept").rglob("dataset_info.json"))
+
+
+# ---- defect 3: rows stored per resolved commit, the commit recorded -------------------------------------
+
+SHA_OLD, SHA_NEW = "1" * 40, "2" * 40
+
+
+def moving_main(monkeypatch, tmp_path, fabricated, offline=False):  # noqa: F811
+    """A Hub whose ``main`` of ethz/food101 and uoft-cs/cifar100 is ``heads['main']``: dataset_info tells the commit
+    (HfApi mocked), load_dataset serves each commit's rows (the newer one has fewer) and refuses a branch name."""
+    from huggingface_hub import constants
+
+    from segp_hf.data import hub_sources
+
+    heads, loads = {"main": SHA_OLD}, []
+
+    class Api:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def dataset_info(self, repo_id, revision=None, **kwargs):
+            return SimpleNamespace(id=repo_id, sha=heads.get(revision or "main", revision))
+
+    def load_dataset(path, name=None, revision=None, split=None, streaming=False, columns=None, **kwargs):
+        assert revision in (SHA_OLD, SHA_NEW), f"loaded at {revision!r}, not at the resolved commit"
+        loads.append(revision)
+        part = fabricated[path][split]
+        part = part if revision == SHA_OLD else part.select(range(len(part) // 2))
+        return part.to_iterable_dataset() if streaming else part
+
+    monkeypatch.setattr(hub_sources, "HfApi", Api)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setenv("SEGP_HF_DATA_CACHE", str(tmp_path / "kept"))
+    return heads, loads
+
+
+def test_rows_are_stored_per_resolved_commit_after_main_moved(monkeypatch, tmp_path, fabricated):  # noqa: F811
+    from segp_hf.data.zero_shot_sets import load_zero_shot_set
+
+    heads, loads = moving_main(monkeypatch, tmp_path, fabricated)
+    assert len(load_zero_shot_set("food101", revision="main").dataset) == 101
+    heads["main"] = SHA_NEW  # main moved: its rows are fetched again, at the new commit
+    assert len(load_zero_shot_set("food101", revision="main").dataset) == 50 and loads[-1] == SHA_NEW
+    assert len(load_zero_shot_set("food101", revision=SHA_OLD).dataset) == 101  # the old commit's rows stay
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # offline: main is the commit it last was
+    count = len(loads)
+    assert len(load_zero_shot_set("food101", revision="main").dataset) == 50 and len(loads) == count
+
+
+def test_the_commit_loaded_is_recorded_in_the_saved_settings(monkeypatch, tmp_path, fabricated, tiny_clip_dir,
+                                                             tiny_benchmark):  # noqa: F811
+    import dataclasses
+
+    from conftest import tiny_settings
+
+    from segp_hf.recipe import parse_config
+    from segp_hf.run.continual import ContinualRunner
+
+    heads, _ = moving_main(monkeypatch, tmp_path, fabricated)
+    bench = load_benchmark(data_args_for("cifar100", "--dataset_revision", "main"))
+    assert bench.info["commit"] == SHA_OLD and "uoft-cs/cifar100@main" in bench.info["source"]
+    run = dataclasses.replace(tiny_benchmark, info={**bench.info})
+    runner = ContinualRunner(*parse_config(tiny_settings(tiny_clip_dir, tmp_path / "run")), benchmark=run)
+    assert runner.run_config["dataset_commit"] == SHA_OLD

@@ -80,6 +80,9 @@ MUTATIONS = [
     ('zero-shot pin error names dataset_revision', 'segp_hf/data/zero_shot_sets.py', 'source = dataclasses.replace(SOURCES[name], revision_setting=f"{REVISIONS_SETTING} {name}=")', 'source = SOURCES[name]', 'test_hub_data.py::names_its_own'),
     ('stream read error raw', 'segp_hf/data/hub_sources.py', '    except Exception as error:  # noqa: BLE001 - reported in one line; a DataError', '    except DataError as error:  # noqa: BLE001 - reported in one line; a DataError', 'test_hub_data.py::read_error'),
     ('build folder left behind', 'segp_hf/data/hub_sources.py', '        shutil.rmtree(build, ignore_errors=True)  # the rows are kept once', '        pass  # the rows are kept once', 'test_hub_data.py::read_error'),
+    ('rows keyed by the revision name', 'segp_hf/data/hub_sources.py', '    revision = commit or resolve_commit(source, revision) or revision', '    revision = revision', 'test_hub_data.py::per_resolved_commit'),
+    ('offline commit pointer ignored', 'segp_hf/data/hub_sources.py', '    return ref.read_text().strip() if ref.is_file() else None', '    return None', 'test_hub_data.py::per_resolved_commit'),
+    ('dataset commit not recorded', 'segp_hf/run/continual.py', 'self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")', 'self.run_config["dataset_commit"] = None', 'test_hub_data.py::recorded_in_the_saved'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

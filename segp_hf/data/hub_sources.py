@@ -19,11 +19,13 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+from huggingface_hub import HfApi
 import numpy as np
 
 from .hub_errors import error_chain, load_error_message, read_error_message
@@ -143,10 +145,43 @@ def _stream(source: HubSource, split: str, revision: str | None, columns=None):
                                            source.revision_setting)) from error
 
 
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(datasets.config.HF_HUB_OFFLINE or constants.HF_HUB_OFFLINE)
+
+
+def _ref_file(dataset_id: str, revision: str | None) -> Path:
+    return cache_root() / dataset_id.replace("/", "--") / "refs" / (revision or "newest").replace("/", "--")
+
+
+def resolve_commit(source: HubSource, revision: str | None) -> str | None:
+    """The commit ``revision`` (None: the default branch) names now, asked of the Hub (``dataset_info``); offline or
+    unanswered, the commit it named when last asked (kept beside the stored rows); None when neither is known."""
+    if revision and _COMMIT.fullmatch(revision):
+        return revision
+    ref = _ref_file(source.dataset_id, revision)
+    if not _offline():
+        try:
+            sha = HfApi().dataset_info(source.dataset_id, revision=revision).sha
+        except Exception:  # noqa: BLE001 - unreachable, missing, gated: the load itself says which
+            sha = None
+        if sha:
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(sha)
+            return sha
+    return ref.read_text().strip() if ref.is_file() else None
+
+
 def read_columns(source: HubSource, split: str, revision: str | None, columns) -> dict[str, np.ndarray]:
-    """Metadata columns of a Hub split, streamed through Arrow with no image bytes (column projection)."""
+    """Metadata columns of a Hub split, streamed through Arrow with no image bytes (column projection), at the
+    commit ``revision`` names."""
     import pyarrow as pa
 
+    revision = resolve_commit(source, revision) or revision
     stream = _stream(source, split, revision, columns=columns).select_columns(list(columns))
     try:
         tables = list(stream.with_format("arrow").iter(batch_size=65_536))
@@ -180,14 +215,17 @@ _SOURCE_BY_ID: dict[str, HubSource] = {}
 
 
 def load_hub_split(source: HubSource, split: str, revision: str | None, keep_labels=None, keep_keys=None,
-                   key_columns=(), max_rows: int | None = None) -> datasets.Dataset:
+                   key_columns=(), max_rows: int | None = None, commit: str | None = None) -> datasets.Dataset:
     """One split of a Hub dataset as a ``datasets.Dataset`` holding only the kept rows.
 
-    The split is streamed (no other split is touched, nothing but the kept rows is written) and the kept
-    rows are written once under :func:`cache_root`, keyed by dataset, revision, split and filter, so a
-    second run reads them back without downloading. ``keep_labels``: label ids to keep; ``keep_keys``:
-    tuples of ``key_columns`` values (as strings) to keep; ``max_rows``: a prefix (quick runs)."""
+    The split is streamed at the commit ``revision`` names (``commit``: already resolved; see
+    :func:`resolve_commit`), no other split is touched and nothing but the kept rows is written; they are written
+    once under :func:`cache_root`, keyed by dataset, commit (the revision's name only when no commit is known),
+    split and filter, so a second run reads them back without downloading and a moved branch is fetched again.
+    ``keep_labels``: label ids to keep; ``keep_keys``: tuples of ``key_columns`` values (as strings) to keep;
+    ``max_rows``: a prefix (quick runs)."""
     _SOURCE_BY_ID[source.dataset_id] = source
+    revision = commit or resolve_commit(source, revision) or revision
     spec = {"labels": None if keep_labels is None else sorted(int(x) for x in keep_labels),
             "keys": None if keep_keys is None else sorted(map(list, keep_keys)), "key_columns": list(key_columns),
             "max_rows": max_rows}
@@ -195,9 +233,9 @@ def load_hub_split(source: HubSource, split: str, revision: str | None, keep_lab
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_root() / source.dataset_id.replace("/", "--") / (revision or "newest") / f"{split}-{digest}"
     if (folder / "dataset_info.json").exists():
-        if not revision:
-            logger.info("%s: reusing the rows stored from the newest revision at %s (delete it to fetch again, "
-                        "or pin one with --dataset_revision)", source.dataset_id, folder)
+        if not (revision and _COMMIT.fullmatch(revision)):
+            logger.info("%s: reusing the rows stored for revision %s at %s, its commit unknown (offline?); delete "
+                        "it to fetch again", source.dataset_id, revision or "newest", folder)
         return datasets.load_from_disk(str(folder))
     probe = _stream(source, split, revision)
     features = probe.features
