@@ -43,12 +43,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated") -> str:
-    """A git repo at ``folder`` holding ``files`` (path -> bytes) in one new commit on ``main``; its commit id."""
+def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated", branch: str = "main") -> str:
+    """A git repo at ``folder`` holding ``files`` (path -> bytes) in one new commit on ``branch`` (made from the
+    current one when new); its commit id."""
     folder.mkdir(parents=True, exist_ok=True)
     run = lambda *args: subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True)  # noqa: E731
     if not (folder / ".git").exists():
-        run("init", "-q", "-b", "main")
+        run("init", "-q", "-b", branch)
+    elif run("branch", "--show-current").stdout.strip() != branch:
+        run("checkout", "-q", "-B", branch)
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
@@ -156,6 +159,9 @@ class HubServer:
 
     def dataset_repo(self, repo_id: str, files: dict[str, bytes], message: str = "fabricated") -> str:
         return git_repo(self.mirrors / "datasets" / repo_id, files, message)
+
+    def model_repo(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
+        return git_repo(self.mirrors / "models" / repo_id, files, f"files of {branch}", branch)
 
     def stop(self):
         self.proxy.shutdown()

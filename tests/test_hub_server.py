@@ -107,3 +107,24 @@ def test_the_correcting_layer_answers_where_olah_differs_from_the_hub(hub_server
     assert (missing_branch[0], missing_branch[1]["X-Error-Code"]) == (404, "RevisionNotFound")
     assert _get(hub + "/api/datasets/test/nothing/revision/main")[1]["X-Error-Code"] == "RepoNotFound"
     assert json.loads(_get(hub + "/api/datasets/test/layer")[2])["sha"] == sha  # info without a revision: main's
+
+
+MISSING_TASK = """
+from segp_hf.errors import TaskNotFoundError
+from segp_hf.hub.tasks import resolve_task_folder
+try:
+    resolve_task_folder("me/run", 5)
+except TaskNotFoundError as error:
+    print(error)
+"""
+
+
+def test_a_missing_task_over_olahs_own_401_lists_the_tasks_the_repo_has(hub_server, tmp_path):
+    """Straight to olah, past the layer: it answers 401 for the branch the repo lacks (the Hub: 404)."""
+    for task in range(2):
+        hub_server.model_repo("me/run", {"README.md": f"task {task}".encode()}, branch=f"task-{task}")
+    assert _get(f"http://127.0.0.1:{hub_server.olah_port}/api/models/me/run/revision/task-5")[0] == 401
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{hub_server.olah_port}", "HF_HUB_OFFLINE": "0",
+           "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    done = subprocess.run([sys.executable, "-c", MISSING_TASK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "no checkpoint for task-5 at 'me/run'; available: task-0, task-1", done.stderr[-2000:]
