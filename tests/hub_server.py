@@ -47,7 +47,7 @@ def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated",
     """A git repo at ``folder`` holding ``files`` (path -> bytes) in one new commit on ``branch`` (made from the
     current one when new); its commit id."""
     folder.mkdir(parents=True, exist_ok=True)
-    run = lambda *args: subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True)  # noqa: E731
+    run = lambda *args: subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True)
     if not (folder / ".git").exists():
         run("init", "-q", "-b", branch)
     elif run("branch", "--show-current").stdout.strip() != branch:
@@ -133,7 +133,7 @@ class HubServer:
             f'mirrors-path = ["{self.mirrors}"]\nhf-scheme = "http"\nhf-netloc = "{LOOPBACK}:{closed}"\n'
             f'hf-lfs-netloc = "{LOOPBACK}:{closed}"\nmirror-netloc = "{LOOPBACK}:{self.port}"\n'
             f'mirror-lfs-netloc = "{LOOPBACK}:{self.port}"\n\n[accessibility]\noffline = true\n')
-        self.log = open(root / "olah.log", "w")
+        self.log = open(root / "olah.log", "w")  # noqa: SIM115 - closed by stop()
         self.process = subprocess.Popen([command, "-c", str(config)], cwd=root, stdout=self.log,
                                         stderr=subprocess.STDOUT)
         handler = type("Handler", (_Correcting,), {"upstream": (LOOPBACK, self.olah_port), "mirrors": self.mirrors})

@@ -232,8 +232,8 @@ def failing_stream(served, after: int = 3):
     return load_dataset
 
 
-def test_a_read_error_while_rows_stream_is_one_line_exit_2_and_leaves_nothing(monkeypatch, tmp_path, fabricated,
-                                                                              capsys):  # noqa: F811
+def test_a_read_error_while_rows_stream_is_one_line_exit_2_and_leaves_nothing(monkeypatch, tmp_path,
+                                                                              fabricated, capsys):  # noqa: F811
     from test_benchmarks import RECIPES
 
     from segp_hf.cli import main
@@ -300,8 +300,8 @@ def test_rows_are_stored_per_resolved_commit_after_main_moved(monkeypatch, tmp_p
     assert len(load_zero_shot_set("food101", revision="main").dataset) == 50 and len(loads) == count
 
 
-def test_the_commit_loaded_is_recorded_in_the_saved_settings(monkeypatch, tmp_path, fabricated, tiny_clip_dir,
-                                                             tiny_benchmark):  # noqa: F811
+def test_the_commit_loaded_is_recorded_in_the_saved_settings(monkeypatch, tmp_path, fabricated,  # noqa: F811
+                                                             tiny_clip_dir, tiny_benchmark):
     import dataclasses
 
     from conftest import tiny_settings
@@ -309,7 +309,7 @@ def test_the_commit_loaded_is_recorded_in_the_saved_settings(monkeypatch, tmp_pa
     from segp_hf.recipe import parse_config
     from segp_hf.run.continual import ContinualRunner
 
-    heads, _ = moving_main(monkeypatch, tmp_path, fabricated)
+    moving_main(monkeypatch, tmp_path, fabricated)
     bench = load_benchmark(data_args_for("cifar100", "--dataset_revision", "main"))
     assert bench.info["commit"] == SHA_OLD and "uoft-cs/cifar100@main" in bench.info["source"]
     run = dataclasses.replace(tiny_benchmark, info={**bench.info})

@@ -62,8 +62,8 @@ def load_over_http(server, tmp_path, *revisions: str) -> list[dict]:
     env = {**os.environ, "HF_ENDPOINT": server.endpoint, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
            "HF_HOME": str(tmp_path / "hf"), "SEGP_HF_DATA_CACHE": str(tmp_path / "kept"), "PYTHONPATH": str(ROOT),
            "OMP_NUM_THREADS": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
-    done = subprocess.run([sys.executable, "-c", LOAD_AT_THE_COMMAND_LINES_REVISION, *revisions], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", LOAD_AT_THE_COMMAND_LINES_REVISION, *revisions], check=False,
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return [json.loads(line) for line in done.stdout.strip().splitlines()[-len(revisions):]]
 
@@ -126,5 +126,6 @@ def test_a_missing_task_over_olahs_own_401_lists_the_tasks_the_repo_has(hub_serv
     assert _get(f"http://127.0.0.1:{hub_server.olah_port}/api/models/me/run/revision/task-5")[0] == 401
     env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{hub_server.olah_port}", "HF_HUB_OFFLINE": "0",
            "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT), "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
-    done = subprocess.run([sys.executable, "-c", MISSING_TASK], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", MISSING_TASK], check=False, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.stdout.strip() == "no checkpoint for task-5 at 'me/run'; available: task-0, task-1", done.stderr[-2000:]

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from huggingface_hub import HfApi
 import numpy as np
+from huggingface_hub import HfApi
 
 from .hub_errors import error_chain, load_error_message, read_error_message
 from .spec import DataError

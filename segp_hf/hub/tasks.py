@@ -113,7 +113,12 @@ def resolve_task_folder(source: str, task: int | None = None, cache_dir=None, to
     if not looks_like_hub_id(source) and not re.fullmatch(r"[\w.-]+", source):
         raise TaskNotFoundError(f"'{source}' is neither a local directory nor a Hub repo id")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     revision = "main" if task is None else branch_name(task)
     try:
