@@ -1,12 +1,14 @@
 """Where each dataset lives on the Hub, at which commit, how its labels are spelt there, how big its
-splits are, and how one split is fetched so that only what is used is downloaded and stored.
+splits are, and how one split is fetched so that only what is used is downloaded and stored (at the commit its
+revision resolves to, keyed by that commit). Why a load failed, and what to say: ``hub_errors.py``.
 
 Facts and where they come from (docs/benchmarks.md says the same, per benchmark):
 - revisions: ``uoft-cs/cifar100`` aadb3af ("Convert dataset to Parquet (#4)", seen on the Hub's README
   history page); ``axiong/imagenet-r`` and ``bentrevett/caltech-ucsd-birds-200-2011``: pinned before this
   module; ``ILSVRC/imagenet-1k`` 49e2ee2 and ``ethz/food101`` e06acf2: as found on public pages by the
   issue that asked for the pins, not re-read here. ``flwrlabs/ucf101`` and ``timm/oxford-iiit-pet``: no
-  commit could be read from a public copy, so they are not pinned (pass ``--dataset_revision``).
+  commit could be read from a public copy, so they are not pinned (pass ``--dataset_revision``, or
+  ``--zero_shot_revisions oxford_pets=...`` for the zero-shot set).
 - label spellings: ``uoft-cs/cifar100``'s ``fine_label`` spells class 26 ``cra`` (its README
   ``dataset_info``); hence the alias table below.
 - sizes: ``SplitSize.source`` says where each number comes from; ``approximate`` ones are not from a
