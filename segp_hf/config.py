@@ -44,6 +44,16 @@ class ModelArguments:
         check_settings(self)
 
 
+EMPTY_LIST = "none"  # ``--key none`` empties a list setting (argparse's nargs="+" needs at least one value)
+
+
+def empty_lists(args) -> None:
+    """Each list setting given as ``[EMPTY_LIST]`` becomes ``[]`` (a recipe's list emptied on the command line)."""
+    for name, value in vars(args).items():
+        if isinstance(value, list) and [str(v).lower() for v in value] == [EMPTY_LIST]:
+            setattr(args, name, [])
+
+
 @dataclass
 class DataArguments:
     benchmark: str = field(default="shapes", metadata={"help": "Benchmark name from the registry."})
@@ -108,7 +118,13 @@ class DataArguments:
     zero_shot_sets: list[str] = field(
         default_factory=list,
         metadata={"help": "Held-out sets scored zero-shot (CLIP path) before the first task and after the last: "
-                  "food101, oxford_pets, imagenet1k (the paper's), shapes_heldout (offline)."},
+                  "food101, oxford_pets, imagenet1k (the paper's), shapes_heldout (offline); 'none' empties a "
+                  "recipe's list."},
+    )
+    zero_shot_revisions: str | None = field(
+        default=None,
+        metadata={"help": "Hub revision (commit, branch or tag) per zero-shot set, e.g. 'food101=COMMIT,imagenet1k="
+                  "COMMIT'; a set not named loads at its pin (docs/benchmarks.md)."},
     )
     zero_shot_every_task: bool = field(
         default=False, metadata={"help": "Also score the zero_shot_sets after every task, not only the last."}
@@ -135,6 +151,7 @@ class DataArguments:
     )
 
     def __post_init__(self):
+        empty_lists(self)
         check_settings(self)
 
 

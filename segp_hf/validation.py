@@ -314,6 +314,17 @@ def variant_list(value):
     return f"--variants: unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}" if unknown else None
 
 
+def zero_shot_revisions(value):
+    from .data.spec import DataError
+    from .data.zero_shot_sets import parse_set_revisions
+
+    try:
+        parse_set_revisions(value)
+    except DataError as error:
+        return str(error)
+    return None
+
+
 def retention_sets():
     from .evaluation.zero_shot import retention_set_names
 
@@ -339,6 +350,8 @@ RULES: tuple[Rule, ...] = (
     at_least("max_train_images_per_class", 1, optional=True),
     at_least("max_eval_images_per_class", 1, optional=True),
     choice("zero_shot_sets", retention_sets, "list held-out sets by name", many=True),
+    Rule("zero_shot_revisions", "choice", "comma-separated `SET=REVISION`, each SET a Hub zero-shot set named once "
+         "(or unset: every set at its pin)", "e.g. food101=COMMIT,imagenet1k=COMMIT", zero_shot_revisions),
     at_least("zero_shot_max_images", 1, optional=True),
     path_rule("zero_shot_data_dir", "an existing folder (or unset)", existing_folder("zero_shot_data_dir"),
               "point it at a folder holding one folder per zero-shot set"),

@@ -50,7 +50,8 @@ def test_settings_saved_before_the_move_load_as_the_same_settings(variant, tmp_p
     current = ckpt.nan_to_none(json.loads(json.dumps(
         config_to_dict(*parse_config({}, ["--variant", variant, "--output_dir", "unused"])))))
     saved = json.loads(saved_file.read_text())
-    added = ["mgclip_clip_softmax"] + CUSTOM_DATA_SETTINGS  # added since: issue 28, issue 26 (benchmark custom)
+    # added since v0.2: issue 28's M7 reading, issue 25's revision per zero-shot set, issue 26's custom benchmark
+    added = ["mgclip_clip_softmax", "zero_shot_revisions"] + CUSTOM_DATA_SETTINGS
     assert sorted(set(current) - set(saved)) == sorted(added)
     assert {key: current[key] for key in saved} == saved
     (tmp_path / ckpt.CONFIG_FILE).write_text(saved_file.read_text())

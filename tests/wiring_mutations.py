@@ -94,6 +94,20 @@ MUTATIONS = [
     ("branch upload not recorded", "segp_hf/hub/push.py", "            record.mark(branch, task, print_)\n", "", "test_hub.py::drops_halfway"),
     ("resumed run does not queue unpushed tasks", "segp_hf/hub/push.py", "if not record.has_branch(branch_name(task))]", "if False]", "test_hub.py::queues_its_tasks"),
     ("no lock heartbeat", "segp_hf/run/lock.py", "            os.utime(path)\n", "            pass\n", "test_run_lock.py"),
+    ('http status not read', 'segp_hf/data/hub_errors.py', '    if status in (401, 403):\n', '    if False:\n', 'test_hub_data.py::gated_is_read'),
+    ('hub error classes not read', 'segp_hf/data/hub_errors.py', '    for name, kind in _HUB_CLASSES:\n        if name in names:', '    for name, kind in ():\n        if name in names:', 'test_hub_data.py::missing_revision_is_read or gated_is_read'),
+    ('own revision worded as the pin', 'segp_hf/data/hub_sources.py', 'pinned = revision is not None and revision == source.revision', 'pinned = True', 'test_hub_data.py::worded_as_theirs'),
+    ('none does not empty a list', 'segp_hf/config.py', '        empty_lists(self)\n', '', 'test_hub_data.py::emptied'),
+    ('dry run prints the pin', 'segp_hf/commands/plan.py', 'source, revision = hub_target(SOURCES[data_args.benchmark], data_args)', 'source, revision = SOURCES[data_args.benchmark], data_args.dataset_revision or estimate.revision', 'test_hub_data.py::dry_run'),
+    ('missing task over 401 reads as no repo', 'segp_hf/hub/tasks.py', 'found = _hub_tasks(source, token) if task is not None else None', 'found = None', 'test_hub_data.py::401'),
+    ('zero-shot revision not passed', 'segp_hf/evaluation/zero_shot.py', '                                      revisions.get(name))', '                                      None)', 'test_hub_data.py::own_revision'),
+    ('zero-shot revisions unchecked', 'segp_hf/validation.py', 'e.g. food101=COMMIT,imagenet1k=COMMIT", zero_shot_revisions)', 'e.g. food101=COMMIT,imagenet1k=COMMIT", lambda value: None)', 'test_hub_data.py::rule_table'),
+    ('zero-shot pin error names dataset_revision', 'segp_hf/data/zero_shot_sets.py', 'source = dataclasses.replace(SOURCES[name], revision_setting=f"{REVISIONS_SETTING} {name}=")', 'source = SOURCES[name]', 'test_hub_data.py::names_its_own'),
+    ('stream read error raw', 'segp_hf/data/hub_sources.py', '    except Exception as error:  # noqa: BLE001 - reported in one line; a DataError', '    except DataError as error:  # noqa: BLE001 - reported in one line; a DataError', 'test_hub_data.py::read_error'),
+    ('build folder left behind', 'segp_hf/data/hub_sources.py', '        shutil.rmtree(build, ignore_errors=True)  # the rows are kept once', '        pass  # the rows are kept once', 'test_hub_data.py::read_error'),
+    ('rows keyed by the revision name', 'segp_hf/data/hub_sources.py', '    revision = commit or resolve_commit(source, revision) or revision', '    revision = revision', 'test_hub_data.py::per_resolved_commit'),
+    ('offline commit pointer ignored', 'segp_hf/data/hub_sources.py', '    return ref.read_text().strip() if ref.is_file() else None', '    return None', 'test_hub_data.py::per_resolved_commit'),
+    ('dataset commit not recorded', 'segp_hf/run/continual.py', 'self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")', 'self.run_config["dataset_commit"] = None', 'test_hub_data.py::recorded_in_the_saved'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

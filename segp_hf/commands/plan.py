@@ -72,6 +72,7 @@ def format_plan(plan: Plan, max_names: int = 20, max_prompts: int = 2) -> str:
 
 def transfer_lines(data_args) -> list[str]:
     """What a full run of the recipe downloads and stores, said before anything is fetched."""
+    from ..data.fetching import hub_target
     from ..data.hub_sources import SOURCES, UNPINNED_REASON, estimate_transfer, format_bytes
 
     if data_args.data_dir:
@@ -82,11 +83,10 @@ def transfer_lines(data_args) -> list[str]:
         return [f"data: hub {data_args.dataset_name}@{revision}; its size is not known before it is fetched"]
     if estimate is None:
         return [f"data: {data_args.benchmark} is built locally; nothing is downloaded"]
-    source = SOURCES[data_args.benchmark]
-    revision = data_args.dataset_revision or estimate.revision
+    source, revision = hub_target(SOURCES[data_args.benchmark], data_args)  # what the loader will load
     pin = revision or f"newest (not pinned: {UNPINNED_REASON})"
     approx = estimate.approximate
-    lines = [f"data: hub {data_args.dataset_name or estimate.dataset_id}@{pin}"
+    lines = [f"data: hub {source.dataset_id}@{pin}"
              + (" (gated: accept its terms on the Hub and log in)" if source.gated else ""),
              f"  a full run downloads {format_bytes(estimate.downloaded, approx)} and stores "
              f"{format_bytes(estimate.stored, approx)} (only the kept rows; '~': estimated, see docs/benchmarks.md)"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import datasets
 
-from .hub_sources import HubSource, load_hub_split
+from .hub_sources import HubSource, load_hub_split, resolve_commit
 from .spec import DataError
 
 
@@ -65,10 +65,12 @@ def fetch_splits(source: HubSource, data_args, splits=None, filters=None,
     source, revision = hub_target(source, data_args)
     wanted = splits or [s for s in (source.train_split, source.test_split) if s]
     filters = filters or {}
-    loaded = {split: load_hub_split(source, split, revision, max_rows=max_rows, **filters.get(split, {}))
+    commit = resolve_commit(source, revision)  # every split at the one commit; recorded with the run's settings
+    loaded = {split: load_hub_split(source, split, revision, max_rows=max_rows, commit=commit, **filters.get(split, {}))
               for split in wanted}
-    return loaded, "hub", {"source": f"hub {source.dataset_id}@{revision or 'newest (not pinned)'}, "
-                                     f"splits {', '.join(wanted)} only"}
+    provenance = {"source": f"hub {source.dataset_id}@{revision or 'newest (not pinned)'}, "
+                            f"splits {', '.join(wanted)} only"}
+    return loaded, "hub", {**provenance, **({"commit": commit} if commit else {})}
 
 
 def pick_split(splits: dict, name: str, dataset: str, role: str, aliases=()) -> datasets.Dataset:

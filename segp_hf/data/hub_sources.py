@@ -1,12 +1,14 @@
 """Where each dataset lives on the Hub, at which commit, how its labels are spelt there, how big its
-splits are, and how one split is fetched so that only what is used is downloaded and stored.
+splits are, and how one split is fetched so that only what is used is downloaded and stored (at the commit its
+revision resolves to, keyed by that commit). Why a load failed, and what to say: ``hub_errors.py``.
 
 Facts and where they come from (docs/benchmarks.md says the same, per benchmark):
 - revisions: ``uoft-cs/cifar100`` aadb3af ("Convert dataset to Parquet (#4)", seen on the Hub's README
   history page); ``axiong/imagenet-r`` and ``bentrevett/caltech-ucsd-birds-200-2011``: pinned before this
   module; ``ILSVRC/imagenet-1k`` 49e2ee2 and ``ethz/food101`` e06acf2: as found on public pages by the
   issue that asked for the pins, not re-read here. ``flwrlabs/ucf101`` and ``timm/oxford-iiit-pet``: no
-  commit could be read from a public copy, so they are not pinned (pass ``--dataset_revision``).
+  commit could be read from a public copy, so they are not pinned (pass ``--dataset_revision``, or
+  ``--zero_shot_revisions oxford_pets=...`` for the zero-shot set).
 - label spellings: ``uoft-cs/cifar100``'s ``fine_label`` spells class 26 ``cra`` (its README
   ``dataset_info``); hence the alias table below.
 - sizes: ``SplitSize.source`` says where each number comes from; ``approximate`` ones are not from a
@@ -19,13 +21,16 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 import numpy as np
+from huggingface_hub import HfApi
 
+from .hub_errors import error_chain, load_error_message, read_error_message
 from .spec import DataError
 
 logger = logging.getLogger(__name__)
@@ -53,6 +58,7 @@ class HubSource:
     note: str = ""
     sizes: dict = field(default_factory=dict)  # split -> SplitSize
     gated: bool = False
+    revision_setting: str = "--dataset_revision"  # the setting that overrides ``revision`` (named by errors)
 
 
 # Hub label spelling -> the field's class name, per benchmark (applied before matching by name).
@@ -120,35 +126,6 @@ UNPINNED_REASON = "no commit of this repository could be read from a public copy
 
 
 # ----------------------------------------------------------------------------------------------------
-# errors
-
-
-def load_error_message(dataset_id: str, revision: str | None, error: Exception, gated: bool = False) -> str:
-    """One message per failure kind: gated without access, a revision that does not exist, unreachable."""
-    text = f"{type(error).__name__}: {error}"
-    rev = f", revision='{revision}'" if revision else ""
-    lowered = text.lower()
-    if "gated" in lowered or "401" in lowered or "403" in lowered or "awaiting a review" in lowered \
-            or type(error).__name__ == "GatedRepoError":
-        return (f"'{dataset_id}' is gated and this account has no access ({text}). Accept its terms on "
-                f"https://huggingface.co/datasets/{dataset_id} with your account, then `hf auth login` (or set "
-                "HF_TOKEN) and run again.")
-    if type(error).__name__ == "RevisionNotFoundError" or ("revision" in lowered and any(
-            phrase in lowered for phrase in ("not found", "invalid", "does not exist", "doesn't exist"))):
-        return (f"the pinned revision '{revision}' of '{dataset_id}' no longer exists on the Hub ({text}). "
-                f"Pass --dataset_revision <commit or branch> (e.g. --dataset_revision main) to load another one; "
-                "docs/benchmarks.md says which commit the paper's numbers need.")
-    gate = " It is gated: accept its terms on the Hub and `hf auth login` first." if gated else ""
-    return (
-        f"could not load the dataset '{dataset_id}'{rev} ({text}). "
-        "Without network access, pre-download it on a machine that has it: "
-        f"python -c \"import datasets; datasets.load_dataset('{dataset_id}'{rev}).save_to_disk('DIR')\" "
-        "then copy DIR here and pass --data_dir DIR (an image folder <split>/<class>/<image> also works), "
-        f"or warm the HF cache there and run with HF_DATASETS_OFFLINE=1.{gate}"
-    )
-
-
-# ----------------------------------------------------------------------------------------------------
 # fetching one split, storing only the kept rows
 
 
@@ -165,15 +142,53 @@ def _stream(source: HubSource, split: str, revision: str | None, columns=None):
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001 - gated, missing revision, offline: reported by kind
-        raise DataError(load_error_message(source.dataset_id, revision, error, source.gated)) from error
+        pinned = revision is not None and revision == source.revision
+        raise DataError(load_error_message(source.dataset_id, revision, error, source.gated, pinned,
+                                           source.revision_setting)) from error
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(datasets.config.HF_HUB_OFFLINE or constants.HF_HUB_OFFLINE)
+
+
+def _ref_file(dataset_id: str, revision: str | None) -> Path:
+    return cache_root() / dataset_id.replace("/", "--") / "refs" / (revision or "newest").replace("/", "--")
+
+
+def resolve_commit(source: HubSource, revision: str | None) -> str | None:
+    """The commit ``revision`` (None: the default branch) names now, asked of the Hub (``dataset_info``); offline or
+    unanswered, the commit it named when last asked (kept beside the stored rows); None when neither is known."""
+    if revision and _COMMIT.fullmatch(revision):
+        return revision
+    ref = _ref_file(source.dataset_id, revision)
+    if not _offline():
+        try:
+            sha = HfApi().dataset_info(source.dataset_id, revision=revision).sha
+        except Exception:  # noqa: BLE001 - unreachable, missing, gated: the load itself says which
+            sha = None
+        if sha:
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(sha)
+            return sha
+    return ref.read_text().strip() if ref.is_file() else None
 
 
 def read_columns(source: HubSource, split: str, revision: str | None, columns) -> dict[str, np.ndarray]:
-    """Metadata columns of a Hub split, streamed through Arrow with no image bytes (column projection)."""
+    """Metadata columns of a Hub split, streamed through Arrow with no image bytes (column projection), at the
+    commit ``revision`` names."""
     import pyarrow as pa
 
+    revision = resolve_commit(source, revision) or revision
     stream = _stream(source, split, revision, columns=columns).select_columns(list(columns))
-    tables = list(stream.with_format("arrow").iter(batch_size=65_536))
+    try:
+        tables = list(stream.with_format("arrow").iter(batch_size=65_536))
+    except Exception as error:  # noqa: BLE001 - a read error while streaming: one line
+        raise DataError(read_error_message(source.dataset_id, split, revision, error)) from error
     table = pa.concat_tables(tables) if tables else None
     return {c: (table.column(c).to_numpy() if table is not None else np.array([])) for c in columns}
 
@@ -202,14 +217,17 @@ _SOURCE_BY_ID: dict[str, HubSource] = {}
 
 
 def load_hub_split(source: HubSource, split: str, revision: str | None, keep_labels=None, keep_keys=None,
-                   key_columns=(), max_rows: int | None = None) -> datasets.Dataset:
+                   key_columns=(), max_rows: int | None = None, commit: str | None = None) -> datasets.Dataset:
     """One split of a Hub dataset as a ``datasets.Dataset`` holding only the kept rows.
 
-    The split is streamed (no other split is touched, nothing but the kept rows is written) and the kept
-    rows are written once under :func:`cache_root`, keyed by dataset, revision, split and filter, so a
-    second run reads them back without downloading. ``keep_labels``: label ids to keep; ``keep_keys``:
-    tuples of ``key_columns`` values (as strings) to keep; ``max_rows``: a prefix (quick runs)."""
+    The split is streamed at the commit ``revision`` names (``commit``: already resolved; see
+    :func:`resolve_commit`), no other split is touched and nothing but the kept rows is written; they are written
+    once under :func:`cache_root`, keyed by dataset, commit (the revision's name only when no commit is known),
+    split and filter, so a second run reads them back without downloading and a moved branch is fetched again.
+    ``keep_labels``: label ids to keep; ``keep_keys``: tuples of ``key_columns`` values (as strings) to keep;
+    ``max_rows``: a prefix (quick runs)."""
     _SOURCE_BY_ID[source.dataset_id] = source
+    revision = commit or resolve_commit(source, revision) or revision
     spec = {"labels": None if keep_labels is None else sorted(int(x) for x in keep_labels),
             "keys": None if keep_keys is None else sorted(map(list, keep_keys)), "key_columns": list(key_columns),
             "max_rows": max_rows}
@@ -217,9 +235,9 @@ def load_hub_split(source: HubSource, split: str, revision: str | None, keep_lab
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     folder = cache_root() / source.dataset_id.replace("/", "--") / (revision or "newest") / f"{split}-{digest}"
     if (folder / "dataset_info.json").exists():
-        if not revision:
-            logger.info("%s: reusing the rows stored from the newest revision at %s (delete it to fetch again, "
-                        "or pin one with --dataset_revision)", source.dataset_id, folder)
+        if not (revision and _COMMIT.fullmatch(revision)):
+            logger.info("%s: reusing the rows stored for revision %s at %s, its commit unknown (offline?); delete "
+                        "it to fetch again", source.dataset_id, revision or "newest", folder)
         return datasets.load_from_disk(str(folder))
     probe = _stream(source, split, revision)
     features = probe.features
@@ -231,12 +249,28 @@ def load_hub_split(source: HubSource, split: str, revision: str | None, keep_lab
                   keep_labels=None if spec["labels"] is None else tuple(spec["labels"]),
                   keep_keys=None if spec["keys"] is None else tuple(map(tuple, spec["keys"])),
                   key_columns=tuple(key_columns), max_rows=max_rows)
-    build = folder.parent / f".build-{folder.name}"
-    dataset = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs, cache_dir=str(build))
-    dataset.cast_column(source.image_column, datasets.Image()).save_to_disk(str(folder))
-    del dataset
-    shutil.rmtree(build, ignore_errors=True)  # the rows are kept once, in ``folder``
+    _store_rows(source, split, kwargs, features, folder)
     return datasets.load_from_disk(str(folder))
+
+
+def _store_rows(source: HubSource, split: str, kwargs: dict, features, folder: Path) -> None:
+    """Stream the kept rows into ``folder``, all or nothing: built under ``.build-*``, saved under ``.save-*``
+    and renamed; a read error while the rows stream is a DataError and leaves neither behind."""
+    build, staging = folder.parent / f".build-{folder.name}", folder.parent / f".save-{folder.name}"
+    try:
+        dataset = datasets.Dataset.from_generator(_generate, features=features, gen_kwargs=kwargs,
+                                                  cache_dir=str(build))
+        dataset.cast_column(source.image_column, datasets.Image()).save_to_disk(str(staging))
+        del dataset
+        shutil.rmtree(folder, ignore_errors=True)  # a folder without dataset_info.json is a leftover
+        staging.rename(folder)
+    except Exception as error:  # noqa: BLE001 - reported in one line; a DataError of the stream as it is
+        shutil.rmtree(staging, ignore_errors=True)
+        known = next((e for e in error_chain(error) if isinstance(e, DataError)), None)
+        raise DataError(str(known) if known else read_error_message(source.dataset_id, split, kwargs["revision"],
+                                                                    error)) from error
+    finally:
+        shutil.rmtree(build, ignore_errors=True)  # the rows are kept once, in ``folder``
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ class ClassIncrementalScenario:
     max_train_per_class: int | None = None
     max_eval_per_class: int | None = None
     pixel_cache: object = None  # a pixel_cache.CachePlan; None: every image decoded at every use
+    provenance: dict = field(default_factory=dict)  # the benchmark's info: source, split, the commit loaded
     bounds: list[tuple[int, int]] = field(init=False)
 
     def __post_init__(self):
@@ -263,6 +264,7 @@ def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor, cache_d
         label_column=benchmark.label_column,
         max_train_per_class=data_args.max_train_images_per_class,
         max_eval_per_class=data_args.max_eval_images_per_class,
+        provenance=dict(benchmark.info),
     )
     mode = getattr(data_args, "pixel_cache", "off")
     if image_processor is not None and mode != "off":

@@ -3,6 +3,7 @@ names its classes, and loading only its evaluation split. Scoring a model on the
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import datasets
@@ -58,14 +59,35 @@ ZERO_SHOT_SETS = {
 }
 
 
+REVISIONS_SETTING = "--zero_shot_revisions"
+
+
+def parse_set_revisions(text: str | None) -> dict[str, str]:
+    """``'food101=COMMIT,imagenet1k=COMMIT'`` -> ``{set: revision}``; DataError (one line) for an entry that is not
+    ``SET=REVISION`` with SET a Hub zero-shot set, or a set named twice."""
+    revisions = {}
+    for entry in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, revision = (part.strip() for part in entry.partition("="))
+        if not sep or not revision:
+            raise DataError(f"zero_shot_revisions={text!r}: '{entry}' is not SET=REVISION")
+        if name not in ZERO_SHOT_SETS:
+            raise DataError(f"zero_shot_revisions={text!r}: '{name}' is not a Hub zero-shot set; known: "
+                            f"{', '.join(sorted(ZERO_SHOT_SETS))}")
+        if name in revisions:
+            raise DataError(f"zero_shot_revisions={text!r}: '{name}' is named twice")
+        revisions[name] = revision
+    return revisions
+
+
 def load_zero_shot_set(name: str, data_dir: str | None = None, revision: str | None = None,
                        template: str = RAPF_TEMPLATE, max_images: int | None = None) -> ZeroShotSet:
     """A zero-shot evaluation set: only its evaluation split is fetched (and only ``max_images`` rows of
     it when given); class names from its ClassLabel feature (CLIP's curated names for ImageNet-1k); the
-    prompt template (RAPF's by default)."""
+    prompt template (RAPF's by default). ``revision``: the set's Hub revision (default: its pin)."""
     if name not in ZERO_SHOT_SETS:
         raise DataError(f"unknown zero-shot set '{name}'; known: {', '.join(sorted(ZERO_SHOT_SETS))}")
-    spec, source = ZERO_SHOT_SETS[name], SOURCES[name]
+    spec = ZERO_SHOT_SETS[name]
+    source = dataclasses.replace(SOURCES[name], revision_setting=f"{REVISIONS_SETTING} {name}=")
 
     class _Args:
         pass

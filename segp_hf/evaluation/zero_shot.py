@@ -82,8 +82,10 @@ def retention_set_names() -> list[str]:
     return sorted([*ZERO_SHOT_SETS, SHAPES_HELDOUT])
 
 
-def load_retention_set(name: str, data_dir: str | None = None, max_images: int | None = None):
-    """A held-out set by name; ``data_dir`` holds a local copy of each set in a folder of its name."""
+def load_retention_set(name: str, data_dir: str | None = None, max_images: int | None = None,
+                       revision: str | None = None):
+    """A held-out set by name; ``data_dir`` holds a local copy of each set in a folder of its name; ``revision``:
+    the set's Hub revision (default: its pin)."""
     if name == SHAPES_HELDOUT:
         return _shapes_heldout(max_images)
     from ..data.zero_shot_sets import ZERO_SHOT_SETS, load_zero_shot_set
@@ -91,7 +93,7 @@ def load_retention_set(name: str, data_dir: str | None = None, max_images: int |
     if name not in ZERO_SHOT_SETS:
         raise DataError(f"unknown zero_shot_sets entry '{name}'; known: {', '.join(retention_set_names())}")
     local = str(Path(data_dir) / name) if data_dir else None
-    return load_zero_shot_set(name, data_dir=local, max_images=max_images)
+    return load_zero_shot_set(name, data_dir=local, revision=revision, max_images=max_images)
 
 
 def measure_retention(model, image_processor, tokenizer, data_args, batch_size: int, device,
@@ -99,9 +101,13 @@ def measure_retention(model, image_processor, tokenizer, data_args, batch_size: 
     """``{set: top-1 accuracy (%)}`` of ``model`` as it is (wrap in ``adapter_disabled`` for pretrained CLIP);
     ``scorer``: a variant's own held-out scoring (zero_shot.evaluate_zero_shot)."""
 
+    from ..data.zero_shot_sets import parse_set_revisions
+
+    revisions = parse_set_revisions(getattr(data_args, "zero_shot_revisions", None))
     scores = {}
     for name in data_args.zero_shot_sets:
-        held_out = load_retention_set(name, data_args.zero_shot_data_dir, data_args.zero_shot_max_images)
+        held_out = load_retention_set(name, data_args.zero_shot_data_dir, data_args.zero_shot_max_images,
+                                      revisions.get(name))
         scores[name] = 100.0 * evaluate_zero_shot(model, image_processor, tokenizer, held_out, batch_size, device,
                                                   scorer)
     return scores

@@ -60,14 +60,19 @@ def available_tasks(source: str, cache_dir=None, token=None) -> list[int]:
         return _local_tasks(path)
     from huggingface_hub import constants
 
-    if not constants.HF_HUB_OFFLINE:
-        try:
-            refs = HfApi(token=token).list_repo_refs(source)
-            names = [branch.name for branch in refs.branches]
-            return sorted(int(m.group(1)) for n in names if (m := re.fullmatch(rf"{ckpt.TASK_PREFIX}(\d+)", n)))
-        except Exception:  # unreachable: fall back to what the cache holds
-            pass
-    return _cached_tasks(source, cache_dir)
+    listed = None if constants.HF_HUB_OFFLINE else _hub_tasks(source, token)
+    return listed if listed is not None else _cached_tasks(source, cache_dir)
+
+
+def _hub_tasks(source: str, token=None) -> list[int] | None:
+    """The task branches of Hub repo ``source``; None when its branches cannot be listed (no such repo, no access,
+    unreachable)."""
+    try:
+        refs = HfApi(token=token).list_repo_refs(source)
+    except Exception:  # noqa: BLE001 - told apart by the caller: the cache, or "not found"
+        return None
+    names = [branch.name for branch in refs.branches]
+    return sorted(int(m.group(1)) for n in names if (m := re.fullmatch(rf"{ckpt.TASK_PREFIX}(\d+)", n)))
 
 
 def _missing_task(source, task, cache_dir=None, token=None, reason: str = "") -> TaskNotFoundError:
@@ -75,6 +80,17 @@ def _missing_task(source, task, cache_dir=None, token=None, reason: str = "") ->
     listed = ", ".join(branch_name(t) for t in found) if found else "none"
     extra = f" ({reason})" if reason else ""
     return TaskNotFoundError(f"no checkpoint for {branch_name(task)} at '{source}'{extra}; available: {listed}")
+
+
+def _refused(source: str, task: int | None, error, token=None) -> TaskNotFoundError:
+    """The Hub refused a revision of ``source``: a repo whose branches list (the Hub answers 404 for a missing
+    branch, a mirror such as olah 401) lacks the task; otherwise the repo is missing or not accessible."""
+    found = _hub_tasks(source, token) if task is not None else None
+    if found is not None:
+        listed = ", ".join(branch_name(t) for t in found) or "none"
+        return TaskNotFoundError(f"no checkpoint for {branch_name(task)} at '{source}'; available: {listed}")
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    return TaskNotFoundError(f"Hub repo '{source}' not found (or not accessible with this token; HTTP {status})")
 
 
 def resolve_task_folder(source: str, task: int | None = None, cache_dir=None, token=None) -> tuple[Path, bool]:
@@ -101,8 +117,8 @@ def resolve_task_folder(source: str, task: int | None = None, cache_dir=None, to
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         EntryNotFoundError,
+        HfHubHTTPError,
         LocalEntryNotFoundError,
-        RepositoryNotFoundError,
         RevisionNotFoundError,
     )
 
@@ -111,12 +127,12 @@ def resolve_task_folder(source: str, task: int | None = None, cache_dir=None, to
         folder = snapshot_download(source, revision=revision, cache_dir=cache_dir, token=token)
     except RevisionNotFoundError:
         raise _missing_task(source, task, cache_dir, token) from None
-    except RepositoryNotFoundError:
-        raise TaskNotFoundError(f"Hub repo '{source}' not found (or not accessible with this token)") from None
     except (LocalEntryNotFoundError, EntryNotFoundError) as error:
         if task is None:
             raise TaskNotFoundError(f"'{source}' is not in the local cache and the Hub cannot be reached") from None
         raise _missing_task(source, task, cache_dir, token, reason=type(error).__name__) from None
+    except HfHubHTTPError as error:  # RepositoryNotFoundError, or any status (a mirror answers 401 for a branch)
+        raise _refused(source, task, error, token) from None
     if not ckpt.is_complete(folder):
         raise TaskNotFoundError(f"'{source}' at revision {revision} is not a SeGP-CL task checkpoint")
     return Path(folder), True

@@ -80,6 +80,8 @@ class ContinualRunner:
         self.variant = competitor(config.variant, self.model, config.seed, self.training_device())  # else None
         # The base model's commit as loaded (None for a local path): lets load_task pin the base revision.
         self.run_config["base_model_commit"] = getattr(clip_of(self.model).config, "_commit_hash", None)
+        # The dataset's commit as loaded from the Hub (None for local or built data, or offline and never resolved).
+        self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")
         self.pusher = None  # set on the main process by run() when pushing is requested
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path),
                                                        revision=model_args.model_revision)

@@ -1,0 +1,174 @@
+"""A real Hub read server for the tests: ``olah`` (MIT) serving git repos the test fabricates, offline (its upstream
+is a closed loopback port), on a free loopback port, behind a small layer that corrects the four places where olah
+differs from the Hub for local repos (docs/benchmarks.md, "A Hub mirror"):
+
+- it ignores HTTP Range (``datasets`` streams parquet by reading its footer by range): the layer answers 206 with
+  the asked bytes;
+- it answers 500 for a missing file (Hub: 404 ``EntryNotFound``);
+- it answers 401 for a missing revision (Hub: 404 ``RevisionNotFound``; a missing repo: 404 ``RepoNotFound``);
+- it answers 401 for a repo's info without a revision (the Hub gives the default branch's): asked at ``main``.
+
+olah is found as ``$SEGP_HF_OLAH`` (its ``olah-cli``), on PATH, or beside this Python; without it the tests that
+need the server are skipped. Nothing here reaches any address but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+_REPO = re.compile(r"^/api/(models|datasets)/([^/]+/[^/?]+)")
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+def olah_command() -> str | None:
+    found = os.environ.get("SEGP_HF_OLAH") or shutil.which("olah-cli")
+    beside = Path(sys.executable).with_name("olah-cli")
+    return found or (str(beside) if beside.exists() else None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated", branch: str = "main") -> str:
+    """A git repo at ``folder`` holding ``files`` (path -> bytes) in one new commit on ``branch`` (made from the
+    current one when new); its commit id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    run = lambda *args: subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True)
+    if not (folder / ".git").exists():
+        run("init", "-q", "-b", branch)
+    elif run("branch", "--show-current").stdout.strip() != branch:
+        run("checkout", "-q", "-B", branch)
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    run("add", "-A")
+    run("-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", message)
+    return run("rev-parse", "HEAD").stdout.strip()
+
+
+class _Correcting(BaseHTTPRequestHandler):
+    upstream: tuple[str, int]
+    mirrors: Path
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_HEAD(self):
+        self._forward("HEAD")
+
+    def do_GET(self):
+        self._forward("GET")
+
+    def do_POST(self):
+        self._forward("POST")
+
+    def _forward(self, method: str):
+        path = self.path
+        match = _REPO.match(path)
+        if match and path.split("?")[0].rstrip("/") == match.group(0):
+            path = match.group(0) + "/revision/main" + path[len(match.group(0)):]  # info without a revision
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "POST" else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "range", "accept-encoding")}
+        connection = http.client.HTTPConnection(*self.upstream, timeout=60)
+        connection.request(method, path, body=body, headers=headers)
+        answer = connection.getresponse()
+        data = answer.read()
+        status, extra = answer.status, {}
+        if status == 500 and "/resolve/" in path:
+            status, extra, data = 404, {"X-Error-Code": "EntryNotFound"}, b'{"error": "Entry not found"}'
+        elif status == 401:
+            status, extra, data = 404, {"X-Error-Code": self._missing(path)}, b'{"error": "not found"}'
+        self._answer(method, status, answer.getheaders(), extra, data)
+
+    def _missing(self, path: str) -> str:
+        match = _REPO.match(path) or re.match(r"^/(?:(datasets)/)?([^/]+/[^/]+)/resolve/", path)
+        kind, repo = (match.group(1) or "models", match.group(2)) if match else ("models", "")
+        return "RevisionNotFound" if repo and (self.mirrors / kind / repo / ".git").exists() else "RepoNotFound"
+
+    def _answer(self, method, status, upstream_headers, extra, data):
+        wanted = _RANGE.match(self.headers.get("Range", "").strip())
+        dropped = {"content-length", "transfer-encoding", "connection", "content-encoding", *map(str.lower, extra)}
+        headers = {k: v for k, v in upstream_headers if k.lower() not in dropped}
+        if wanted and status == 200:
+            first, last = wanted.groups()
+            start = len(data) - int(last) if not first else int(first)
+            end = len(data) - 1 if not first or not last else min(int(last), len(data) - 1)
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            status, data = 206, data[start:end + 1]
+        headers.update(extra)
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(data)
+
+
+class HubServer:
+    """olah on one loopback port, the correcting layer on another (``endpoint``); ``mirrors``: where the served
+    git repos go (``mirrors/datasets/ORG/NAME``, ``mirrors/models/ORG/NAME``)."""
+
+    def __init__(self, root: Path, command: str):
+        self.root, self.mirrors = root, root / "mirrors"
+        self.mirrors.mkdir(parents=True, exist_ok=True)
+        self.olah_port, self.port, closed = free_port(), free_port(), free_port()
+        config = root / "olah.toml"
+        config.write_text(
+            f'[basic]\nhost = "{LOOPBACK}"\nport = {self.olah_port}\nrepos-path = "{root / "repos"}"\n'
+            f'mirrors-path = ["{self.mirrors}"]\nhf-scheme = "http"\nhf-netloc = "{LOOPBACK}:{closed}"\n'
+            f'hf-lfs-netloc = "{LOOPBACK}:{closed}"\nmirror-netloc = "{LOOPBACK}:{self.port}"\n'
+            f'mirror-lfs-netloc = "{LOOPBACK}:{self.port}"\n\n[accessibility]\noffline = true\n')
+        self.log = open(root / "olah.log", "w")  # noqa: SIM115 - closed by stop()
+        self.process = subprocess.Popen([command, "-c", str(config)], cwd=root, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        handler = type("Handler", (_Correcting,), {"upstream": (LOOPBACK, self.olah_port), "mirrors": self.mirrors})
+        self.proxy = ThreadingHTTPServer((LOOPBACK, self.port), handler)
+        threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
+        self._wait()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def _wait(self, seconds: float = 60.0):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"olah exited: {(self.root / 'olah.log').read_text()[-2000:]}")
+            try:
+                with socket.create_connection((LOOPBACK, self.olah_port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("olah did not start listening")
+
+    def dataset_repo(self, repo_id: str, files: dict[str, bytes], message: str = "fabricated") -> str:
+        return git_repo(self.mirrors / "datasets" / repo_id, files, message)
+
+    def model_repo(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
+        return git_repo(self.mirrors / "models" / repo_id, files, f"files of {branch}", branch)
+
+    def stop(self):
+        self.proxy.shutdown()
+        self.proxy.server_close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
