@@ -1,1 +1,1 @@
-"""Running the task sequence: the continual loop, checkpoints, resume rules, results, processes, console, trackers, timing."""
+"""Running the task sequence: the continual loop, checkpoints, resume rules, stopping on signals, the output directory's lock, results, processes, console, trackers, timing."""
