@@ -42,7 +42,6 @@ class LoadedTask:
                  variant_state=None):
         self.model = model.eval()
         self.variant_state = variant_state  # a competitor's state (variants/): its own rule replaces the dual path
-        self.prototypes = prototypes
         self.classes = classes
         self.config = config
         self.settings = saved_run_settings(config)  # what the scorer reads of the run's settings
@@ -56,6 +55,11 @@ class LoadedTask:
         self.task_state = TaskState.for_run(config.get("variant", "segp-cl"), self.text_inputs, self.logit_scale,
                                             prototypes=prototypes)
         self._text = None
+
+    @property
+    def prototypes(self) -> torch.Tensor | None:
+        """The task's prototype bank (kept in the task state the scorer reads)."""
+        return self.task_state.prototypes
 
     @property
     def raw_feature(self) -> str:
