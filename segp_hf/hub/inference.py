@@ -49,12 +49,15 @@ class LoadedTask:
         self.class_names = list(classes["class_names_seen"])
         self.class_order = list(classes["class_order_seen"])
         self.tokenizer, self.image_processor, self.source = tokenizer, image_processor, source
-        self.logit_scale = logit_scale_of(model)
         template = classes.get("prompt_template") or config.get("prompt_template")
         self.text_inputs = tokenize_prompts(tokenizer, prompts_for(self.class_names, template))
-        self.task_state = TaskState.for_run(config.get("variant", "segp-cl"), self.text_inputs, self.logit_scale,
+        self.task_state = TaskState.for_run(config.get("variant", "segp-cl"), self.text_inputs, logit_scale_of(model),
                                             prototypes=prototypes)
         self._text = None
+
+    @property
+    def logit_scale(self) -> float:
+        return self.task_state.logit_scale
 
     @property
     def prototypes(self) -> torch.Tensor | None:

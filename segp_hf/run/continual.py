@@ -28,7 +28,6 @@ from ..evaluation.zero_shot import (
 )
 from ..hub.model_card import write_task_card
 from ..hub.push import hub_repo_id, pusher_from_config
-from ..method.switches import method_switches
 from ..method.task_state import TaskState
 from ..method.teacher import prepare_teacher_targets
 from ..modeling.preprocessing import build_image_processor
@@ -70,7 +69,6 @@ class ContinualRunner:
         check_parallel_mode(config)  # before any model or data is loaded
         self.model_args, self.data_args, self.config = model_args, data_args, config
         self.allow_changed_settings = allow_changed_settings
-        self.switches = method_switches(config.variant)
         self.output_dir = Path(config.output_dir)
         self.scenario, self.template = build_scenario(model_args, data_args, benchmark, config)
         self.run_config = ckpt.nan_to_none(
@@ -175,7 +173,7 @@ class ContinualRunner:
             torch.distributed.barrier()
 
     def make_trainer(self, task: int) -> SeGPTrainer:
-        train_dataset = self.scenario.train_dataset(task, with_index=self.switches.distillation == "new_images")
+        train_dataset = self.scenario.train_dataset(task, with_index=self.state.switches.distillation == "new_images")
         self.state.begin_task(task, self.scenario.bounds[task], train_dataset, default_data_collator)
         trainer = (self.variant.trainer if self.variant else SeGPTrainer)(  # a competitor's own (variants/registry.py)
             model=self.model, args=self.task_args(task), train_dataset=train_dataset, data_collator=default_data_collator,
@@ -261,7 +259,7 @@ class ContinualRunner:
         """Train task ``task``, score the accuracy round (and retention when due), save and push the task."""
         started = time.perf_counter()
         trainer = self.make_trainer(task)
-        if self.switches.train:
+        if self.state.switches.train:
             self.train_task(trainer, task)
         self.acc_matrix[task] = self.evaluate_row(trainer, task)
         last = task == self.data_args.num_tasks - 1
@@ -283,7 +281,7 @@ class ContinualRunner:
 
     def record_timing(self, task: int, trainer, started: float):
         raw = {**self.state.timing, "total_s": time.perf_counter() - started}
-        images = round(len(self.state.train_dataset) * (trainer.state.epoch or 0)) if self.switches.train else 0
+        images = round(len(self.state.train_dataset) * (trainer.state.epoch or 0)) if self.state.switches.train else 0
         self.timing[task] = task_timing(raw, images, self.eval_images)
 
     def save_task(self, task: int, metrics: dict):
