@@ -18,6 +18,7 @@ Measured: the accuracy matrices are identical.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
+import decode_counter
 from conftest import make_colour_dataset, save_tiny_clip, tiny_settings
 from safetensors.torch import load_file
 
@@ -69,22 +71,52 @@ def on_disk(tmp_path_factory):
     return root, path
 
 
-def test_two_processes_match_one(on_disk):
-    root, recipe = on_disk
-    one, two = root / "one", root / "two"
-    assert cli.main(["train", "--config", str(recipe), "--output_dir", str(one)]) == 0
+HELD_OUT_IMAGES = 40  # shapes_heldout, capped: each rank scores 20
 
+
+def _two_ranks(recipe: Path, output_dir: Path, extra_env: dict) -> str:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+           "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra_env}
     command = _accelerate() + [
         "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
         "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-        "-m", "segp_hf", "train", "--config", str(recipe), "--output_dir", str(two),
+        "-m", "segp_hf", "train", "--config", str(recipe), "--output_dir", str(output_dir),
         "--per_device_train_batch_size", "2",
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
+    return log
+
+
+def _held_out_keys() -> set[str]:
+    """The pixel hashes decode_counter logs for the capped held-out set's images."""
+    from segp_hf.evaluation.zero_shot import load_retention_set
+
+    images = load_retention_set("shapes_heldout", max_images=HELD_OUT_IMAGES).dataset["image"]
+    return {hashlib.sha1(image.tobytes()).hexdigest() for image in images}
+
+
+def test_two_processes_match_one(on_disk):
+    """Same matrix, same retention; the ranks share the pixel cache (every image decoded once across both) and
+    each scores half of the zero-shot set."""
+    root, recipe = on_disk
+    one, two = root / "one", root / "two"
+    zero_shot = ["--zero_shot_sets", "shapes_heldout", "--zero_shot_max_images", str(HELD_OUT_IMAGES)]
+    decode_counter.install(root / "one-decodes.log")
+    try:
+        assert cli.main(["train", "--config", str(recipe), "--output_dir", str(one), *zero_shot]) == 0
+    finally:
+        decode_counter.uninstall()
+    single_decodes = decode_counter.read(root / "one-decodes.log")
+    assert decode_counter.decodes_per_image(single_decodes) <= 1.05
+
+    counter_env = decode_counter.sitecustomize_dir(root / "site", root / "two-decodes.log")
+    recipe_with_zero_shot = root / "recipe-zero-shot.yaml"
+    recipe_with_zero_shot.write_text(yaml.safe_dump({**yaml.safe_load(recipe.read_text()),
+                                                      "zero_shot_sets": ["shapes_heldout"],
+                                                      "zero_shot_max_images": HELD_OUT_IMAGES}))
+    log = _two_ranks(recipe_with_zero_shot, two, counter_env)
 
     # Really two ranks: 12 images per task at 2 per device -> 3 steps per task (6 in a single process).
     assert "'epoch': '0.3333'" in log and "'epoch': '0.1667'" not in log, log[-3000:]
@@ -93,9 +125,20 @@ def test_two_processes_match_one(on_disk):
     assert sorted(p.name for p in two.iterdir() if p.name.startswith(("task-", ".task-"))) == ["task-0", "task-1", "task-2"]
     assert log.count("after \\ on") == 1  # the final matrix is printed by the main process only
 
+    # Every image decoded once across both ranks, the work split between them; the same images as one process.
+    decodes = decode_counter.read(root / "two-decodes.log")
+    assert decode_counter.decodes_per_image(decodes) <= 1.05, len(decodes)
+    assert {key for _, key in decodes} == {key for _, key in single_decodes}
+    by_rank = {rank: {key for r, key in decodes if r == rank} for rank in ("0", "1")}
+    assert by_rank["0"] and by_rank["1"] and not by_rank["0"] & by_rank["1"]
+    held_out = _held_out_keys()
+    assert held_out <= by_rank["0"] | by_rank["1"] and held_out & by_rank["0"] and held_out & by_rank["1"]
+    assert not list((two / "pixel-cache").rglob("*.u8*")) if (two / "pixel-cache").exists() else True
+
     single = json.loads((one / "results.json").read_text())
     multi = json.loads((two / "results.json").read_text())
     assert multi["tasks_completed"] == 3
+    assert multi["zero_shot_retention"] == single["zero_shot_retention"]  # each rank scored half, counts summed
     one_image = 100.0 / (TEST_PER_CLASS * CLASSES_PER_TASK)
     diffs = [abs(a - b) for ra, rb in zip(single["acc_matrix"], multi["acc_matrix"]) for a, b in zip(ra, rb)]
     assert sum(d > 1e-6 for d in diffs) <= 1 and max(diffs) <= one_image + 1e-6, (single["acc_matrix"], multi["acc_matrix"])
@@ -106,3 +149,12 @@ def test_two_processes_match_one(on_disk):
         assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-4
         pa, pb = ckpt.load_prototypes(one / f"task-{task}"), ckpt.load_prototypes(two / f"task-{task}")
         assert float((pa - pb).abs().max()) < 1e-4
+
+    # Resume on two ranks: the last task again, in a new session of the cache (fresh files), the saved "before"
+    # taken by both ranks from the main process, "after" scored again by both.
+    shutil.rmtree(two / "task-2")
+    (two / "results.json").unlink()
+    _two_ranks(recipe_with_zero_shot, two, {})
+    resumed = json.loads((two / "results.json").read_text())
+    assert resumed["acc_matrix"] == multi["acc_matrix"]
+    assert resumed["zero_shot_retention"] == multi["zero_shot_retention"]

@@ -191,8 +191,9 @@ def test_each_zero_shot_set_takes_its_own_revision_and_the_settings_record_it(hu
                  "--use_cpu", "true"]
     model_args, data_args, config = parse_config({}, overrides)
     assert config_to_dict(model_args, data_args, config)["zero_shot_revisions"] == "food101=f00d,imagenet1k=1a2b"
-    monkeypatch.setattr(zero_shot, "evaluate_zero_shot", lambda *args: 0.5)
-    assert zero_shot.measure_retention(None, None, None, data_args, 8, "cpu") == {"food101": 50.0, "imagenet1k": 50.0}
+    monkeypatch.setattr(zero_shot, "zero_shot_counts", lambda *args: (1, 2))
+    held_out = zero_shot.HeldOutSets(data_args, None)
+    assert held_out.measure(None, None, 8, "cpu") == {"food101": 50.0, "imagenet1k": 50.0}
     assert {(i, r) for i, r, _ in asked(hub)} == {("ethz/food101", "f00d"), ("ILSVRC/imagenet-1k", "1a2b")}
 
 

@@ -137,15 +137,21 @@ def _shapes_run(benchmark, output_dir, **overrides):
 
 def test_a_shapes_run_decodes_each_image_at_most_once_and_scores_like_the_uncached_run(short_shapes, monkeypatch,
                                                                                        tmp_path):
+    from segp_hf.evaluation.zero_shot import load_retention_set
+
+    held_out = len(load_retention_set("shapes_heldout").dataset)  # scored before the first task and after the last
     counts = _decode_counter(monkeypatch)
     cached = _shapes_run(short_shapes, tmp_path / "cached")
-    # 2 tasks x 25 classes x 2 images, train and test: every image read (epochs, seeds, prototypes, 3 evaluations)
-    assert len(counts) == 200 and max(counts.values()) == 1, counts.most_common(3)
+    # 2 tasks x 25 classes x 2 images, train and test: every image read (epochs, seeds, prototypes, 3 evaluations),
+    # and the zero-shot set's, read twice
+    assert len(counts) == 200 + held_out and max(counts.values()) == 1, counts.most_common(3)
+    assert cached["zero_shot_retention"]["shapes_heldout"]["after"] is not None
 
     counts.clear()  # the same run without the cache decodes every image again at every use
     plain = _shapes_run(short_shapes, tmp_path / "plain", pixel_cache="off")
     assert len(counts) == 200 and max(counts.values()) >= 3
     assert cached["acc_matrix"] == plain["acc_matrix"]  # bit-identical inputs: identical scores
+    assert cached["zero_shot_retention"] == plain["zero_shot_retention"]
     assert cached["acc_matrix_til"] == plain["acc_matrix_til"]
 
 
@@ -216,6 +222,62 @@ def test_pixel_store_on_disk_is_a_file_under_the_output_dir(tmp_path):
     assert (tmp_path / "pixel-cache" / "train-rank0.u8").read_bytes()[12:24] == bytes([7] * 12)
     store.close()
     assert not (tmp_path / "pixel-cache" / "train-rank0.u8").exists()
+
+
+# ------------------------------------------------------------------------------------ ranks of a machine
+def _rank_scenario(data, processor, directory, index, peers=2):
+    """One rank's scenario whose stores the machine's ``peers`` ranks share (files under ``directory``)."""
+    return _scenario(data, processor, CachePlan("disk", (3, 16, 16), directory=directory, peers=(index, peers)))
+
+
+def _counting_fills(monkeypatch):
+    filled = []
+    original = pixel_cache.CachedImageLabelTransform.fill
+
+    def fill(self, slots):
+        filled.extend(int(s) for s in slots)
+        return original(self, slots)
+
+    monkeypatch.setattr(pixel_cache.CachedImageLabelTransform, "fill", fill)
+    return filled
+
+
+def test_ranks_of_a_machine_decode_their_share_and_read_the_others(tmp_path, monkeypatch):
+    """Rank 1 finds rank 0's slots filled and decodes only its own half; both read every image, bit-identical
+    to the uncached path; once both have their share, the files' names are gone (nothing left on disk)."""
+    data = _photo_dataset(10, 20, 20, "PNG")
+    processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    filled = _counting_fills(monkeypatch)
+    first, second = (_rank_scenario(data, processor, tmp_path, index) for index in (0, 1))
+    split_0, split_1 = first.train_dataset(0), second.train_dataset(0)  # both open the one file
+    store = first._stores["train"][0]
+    assert store.across_processes and store.path.exists()
+    split_0.prefill(patience_s=0.05)  # rank 1 has not decoded yet: rank 0 waits briefly, then decodes its half too
+    assert sorted(filled) == list(range(store.count))
+    filled.clear()
+    split_1.prefill()  # everything is in the shared file already: rank 1 decodes nothing
+    assert filled == [] and bool(second._stores["train"][0].filled.all())
+    expected = _scenario(data, processor, None).train_dataset(0)[:]["pixel_values"]
+    read = split_1.__getitems__(list(range(len(split_1)))).batch["pixel_values"]
+    assert torch.equal(second.pixel_normalizer(read), expected)
+    assert not store.path.exists() and not pixel_cache.flags_path(store.path).exists()
+
+
+def test_each_rank_decodes_only_its_share_when_both_do_their_part(tmp_path, monkeypatch):
+    data = _photo_dataset(10, 20, 20, "PNG")
+    processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    filled = _counting_fills(monkeypatch)
+    first, second = (_rank_scenario(data, processor, tmp_path, index) for index in (0, 1))
+    split_0, split_1 = first.train_dataset(0), second.train_dataset(0)
+    store = first._stores["train"][0]
+    mine = np.flatnonzero(store.share(np.arange(store.count)))
+    assert not bool(store.filled.any())
+    theirs = np.setdiff1d(np.arange(store.count), mine)
+    split_1.transform.fill(theirs)  # rank 1 has decoded its share
+    filled.clear()
+    split_0.prefill(patience_s=5.0)
+    assert sorted(filled) == sorted(mine.tolist())  # rank 0: its share only, the rest read from rank 1's writes
+    assert len(mine) == store.count // 2
 
 
 # ---------------------------------------------------------------------------------------------- resume

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,7 @@ class PixelNormalizer:
         self._per_device = {}
 
     @classmethod
-    def from_processor(cls, processor) -> "PixelNormalizer":
+    def from_processor(cls, processor) -> PixelNormalizer:
         table = normalisation_table(processor)
         if getattr(processor, "do_rescale", False) and getattr(processor, "do_normalize", False):
             return cls(table, 1.0 / processor.rescale_factor, processor.image_mean, processor.image_std)
@@ -153,12 +154,22 @@ def pixel_shape(processor) -> tuple[int, int, int] | None:
 class PixelStore:
     """``count`` uint8 slots of ``shape`` with a filled flag each. ``mode``: 'memory' (this process; ``shared``
     puts it in shared memory so DataLoader worker processes fill the parent's copy) or 'disk' (a memory-mapped
-    file at ``path``, shared with workers by construction). Pages are only committed when a slot is written."""
+    file at ``path``, shared with workers by construction). Pages are only committed when a slot is written.
+
+    ``peers`` = (this process's index, the number of processes) among the ranks of one machine that share the
+    store: pixels and flags then live in files at ``path`` (under the output dir, or /dev/shm for 'memory')
+    that every peer opens (the first creates them, none truncates another's), each peer decodes its own share
+    of the slots (``share``) and reads the others' once they are filled (``wait_for_peers``)."""
 
     def __init__(self, count: int, shape: tuple[int, int, int], mode: str = "memory", path: Path | None = None,
-                 shared: bool = False):
-        self.count, self.shape, self.mode, self.path = count, tuple(shape), mode, path
+                 shared: bool = False, peers: tuple[int, int] = (0, 1)):
+        self.count, self.shape, self.mode, self.path, self.peers = count, tuple(shape), mode, path, tuple(peers)
         size = count * int(np.prod(shape))
+        if self.across_processes:
+            self.pixels = _mapped(path, size).view(count, *shape)
+            self.filled = _mapped(flags_path(path), count).view(torch.bool)
+            self.shared = True
+            return
         if mode == "disk":
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
@@ -174,12 +185,56 @@ class PixelStore:
         self.shared = shared or mode == "disk"  # other processes (DataLoader workers) can fill it
 
     @property
+    def across_processes(self) -> bool:
+        """Shared with the other ranks of this machine (not only with this process's DataLoader workers)."""
+        return self.peers[1] > 1 and self.path is not None
+
+    @property
     def nbytes(self) -> int:
         return self.pixels.numel()
 
+    def share(self, slots: np.ndarray) -> np.ndarray:
+        """The mask of ``slots`` this process decodes: a contiguous range of slot ids, the same on every peer
+        whatever each has filled already (1/peers of the store each)."""
+        index, peers = self.peers
+        lo, hi = self.count * index // peers, self.count * (index + 1) // peers
+        return (slots >= lo) & (slots < hi)
+
+    def wait_for_peers(self, slots: np.ndarray, patience_s: float) -> np.ndarray:
+        """Wait while the peers fill ``slots``; the slots still empty once none was filled for ``patience_s``
+        seconds (a peer that is not decoding them: this process decodes those itself)."""
+        pending, progress = np.asarray(slots, dtype=np.int64), time.monotonic()
+        while len(pending):
+            still = pending[~self.filled.numpy()[pending]]
+            if len(still) < len(pending):
+                progress = time.monotonic()
+            pending = still
+            if not len(pending) or time.monotonic() - progress > patience_s:
+                break
+            time.sleep(0.005)
+        return pending
+
     def close(self):
-        if self.mode == "disk" and self.path is not None:
+        if self.path is not None and (self.mode == "disk" or self.across_processes):
             self.path.unlink(missing_ok=True)
+            flags_path(self.path).unlink(missing_ok=True)
+
+    def release_name(self):
+        """Once every peer has it open (it filled its share): remove the files' names, so nothing stays in
+        /dev/shm or the output dir after the run, whatever way it ends; the mappings live on until closed."""
+        if self.across_processes:
+            self.close()
+
+
+def flags_path(path: Path) -> Path:
+    return path.with_name(path.name + ".filled")
+
+
+def _mapped(path: Path, size: int) -> torch.Tensor:
+    """``size`` bytes of the file at ``path``, mapped shared: created zero-filled by the first process to open it,
+    opened as it is by the others (never truncated, so a peer's filled slots stay)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return torch.from_file(str(path), shared=True, size=max(size, 1), dtype=torch.uint8)[:size]
 
 
 def store_bytes(count: int, shape) -> int:
@@ -230,19 +285,28 @@ class CachedImageLabelTransform:
 # ------------------------------------------------------------------------------------------------ policy
 @dataclass
 class CachePlan:
-    """The cache a run uses: mode after the budget check, and where disk stores go."""
+    """The cache a run uses: mode after the budget check, where disk stores go, and the ranks of this machine
+    that share its stores (``peers``: this process's index among them, their number)."""
 
     mode: str
     shape: tuple[int, int, int] | None
     directory: Path | None = None
     shared: bool = False
-    rank: int = 0
+    peers: tuple[int, int] = (0, 1)
+
+    def store_path(self, name: str) -> Path | None:
+        """Where store ``name`` lives (None: this process's memory)."""
+        if self.directory is None or (self.mode == "memory" and self.peers[1] == 1):
+            return None
+        return self.directory / f"{name}.u8"
 
 
 def plan_cache(mode: str, processor, need_bytes: int, budget_gb: float, directory: Path | None,
-               workers: int = 0, rank: int = 0) -> CachePlan:
+               workers: int = 0, peers: tuple[int, int] = (0, 1), shm_directory: Path | None = None) -> CachePlan:
     """Choose the cache for a run needing ``need_bytes`` of pixels: the requested mode if it fits, else the
-    next one down (memory -> disk -> off), each fallback logged with what to change."""
+    next one down (memory -> disk -> off), each fallback logged with what to change. ``peers``: the ranks of
+    this machine that share one copy (the budget counts the machine); in memory their stores are files in
+    ``shm_directory`` (under /dev/shm), on disk in ``directory``."""
     if mode not in CACHE_MODES:
         raise DataError(f"pixel_cache={mode!r} is not valid; choose one of: {', '.join(CACHE_MODES)}")
     shape = pixel_shape(processor) if processor is not None else None
@@ -253,12 +317,15 @@ def plan_cache(mode: str, processor, need_bytes: int, budget_gb: float, director
         return CachePlan("off", shape)
     need_gb = need_bytes / GIB
     if mode == "memory":
-        shared = workers > 0
+        across = peers[1] > 1 and shm_directory is not None
+        shared = workers > 0 or across
         room = _free_bytes("/dev/shm") if shared else None
         if need_gb <= budget_gb and (room is None or need_bytes <= room):
-            return CachePlan("memory", shape, shared=shared, rank=rank)
+            return CachePlan("memory", shape, directory=shm_directory if across else None, shared=shared,
+                             peers=peers if across else (0, 1))
         why = (f"needs {need_gb:.2f} GB > --pixel_cache_budget_gb {budget_gb:g}" if need_gb > budget_gb else
-               f"needs {need_gb:.2f} GB of shared memory for the DataLoader workers, /dev/shm has {room / GIB:.2f} GB")
+               f"needs {need_gb:.2f} GB of shared memory for the DataLoader workers or ranks, /dev/shm has "
+               f"{room / GIB:.2f} GB")
         logger.warning("pixel cache in memory %s; falling back to a memory-mapped file under the output dir "
                        "(raise the budget, or set --pixel_cache disk / off to choose)", why)
         mode = "disk"
@@ -266,7 +333,7 @@ def plan_cache(mode: str, processor, need_bytes: int, budget_gb: float, director
         if directory is not None:
             room = _free_bytes(directory)
             if room is None or need_bytes <= room:
-                return CachePlan("disk", shape, directory=directory, rank=rank)
+                return CachePlan("disk", shape, directory=directory, peers=peers)
             logger.warning("pixel cache on disk needs %.2f GB, %s has %.2f GB free; pixel cache off (every image is "
                            "decoded again at each use)", need_gb, directory, room / GIB)
         else:

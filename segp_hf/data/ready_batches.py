@@ -3,10 +3,18 @@ row by row, and the collators pass such a ready batch on as it is."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+logger = logging.getLogger(__name__)
+
+# How long a rank waits for the other ranks of its machine to decode their share of a split, counted from the
+# last slot any of them filled: ranks reach the same split within seconds (they train in lockstep), so this
+# only runs out when a peer is not decoding that split at all.
+PEER_PATIENCE_S = 60.0
 
 
 class ReadyBatch(Sequence):
@@ -104,14 +112,28 @@ class CachedSplit(torch.utils.data.Dataset):
             batch["sample_index"] = self.sample_index[index]
         return ReadyBatch(batch)
 
-    def prefill(self, workers: int = 0, chunk: int = 64):
+    def prefill(self, workers: int = 0, chunk: int = 64, patience_s: float = PEER_PATIENCE_S):
         """Decode every image of this split not in the store yet, with ``workers`` processes writing into the
         shared store (in this process when the store is private or ``workers`` is 0). Each worker returns only
-        a count: pixels never travel between processes."""
+        a count: pixels never travel between processes. A store shared by the ranks of a machine: this rank
+        decodes its share, then waits for the others' (decoding itself what no peer filled within
+        ``patience_s`` of the last progress)."""
         store = self.transform.store
         missing = np.unique(self.slots[~store.filled.numpy()[self.slots]])
+        if store.across_processes:
+            mine = store.share(missing)
+            self._fill(missing[mine], workers, chunk)
+            missing = store.wait_for_peers(missing[~mine], patience_s)
+            if len(missing):
+                logger.warning("no other rank decoded %d images within %.0f s; decoding them in this one",
+                               len(missing), patience_s)
+            else:
+                store.release_name()  # every peer has filled its share, so each has the files open
+        self._fill(missing, workers, chunk)
+
+    def _fill(self, missing: np.ndarray, workers: int, chunk: int):
         chunks = [missing[i:i + chunk] for i in range(0, len(missing), chunk)]
-        if workers <= 0 or not store.shared or len(chunks) < 2:
+        if workers <= 0 or not self.transform.store.shared or len(chunks) < 2:
             for part in chunks:
                 self.transform.fill(part)
             return
@@ -119,7 +141,7 @@ class CachedSplit(torch.utils.data.Dataset):
         for _ in torch.utils.data.DataLoader(filler, batch_size=None, num_workers=min(workers, len(chunks))):
             pass
 
-    def select(self, indices) -> "CachedSplit":
+    def select(self, indices) -> CachedSplit:
         index = np.asarray(list(indices), dtype=np.int64)
         return CachedSplit(self.subset.select(index), self.transform, self.slots[index], self.labels.numpy()[index],
                            None if self.sample_index is None else self.sample_index.numpy()[index])

@@ -179,8 +179,10 @@ class ClassIncrementalScenario:
         slot_of_row = np.full(len(labels), -1, dtype=np.int64)
         slot_of_row[rows] = np.arange(len(rows))
         plan = self.pixel_cache
-        path = plan.directory / f"{key}-rank{plan.rank}.u8" if plan.directory is not None else None
-        store = PixelStore(len(rows), plan.shape, plan.mode, path=path, shared=plan.shared)
+        # ranks sharing a store open the same file: a train store is named by its task
+        name = f"{key}-rank0" if plan.peers[1] == 1 else key if key == "test" else f"{key}-task{task}"
+        store = PixelStore(len(rows), plan.shape, plan.mode, path=plan.store_path(name), shared=plan.shared,
+                           peers=plan.peers)
         source = source.select_columns([self.image_column])
         if isinstance(source.features.get(self.image_column), datasets.Image):
             source = source.cast_column(self.image_column, datasets.Image(decode=False))
@@ -220,6 +222,22 @@ class ClassIncrementalScenario:
         return self._subset(self.test, self._test_labels, task, self.max_eval_per_class, "test")
 
 
+def cached_images(dataset, image_column: str, label_column: str, image_processor, plan, name: str) -> CachedSplit:
+    """Every row of ``dataset`` in a pixel store of its own (``plan``: a CachePlan; ``name`` names its file on
+    disk), labels as they are: a held-out set's images decoded once per run and read by every measurement."""
+    rows = np.arange(len(dataset))
+    store = PixelStore(len(rows), plan.shape, plan.mode, path=plan.store_path(name), shared=plan.shared)
+    labels = np.asarray(dataset[label_column], dtype=np.int64)
+    source = dataset.select_columns([image_column])
+    if isinstance(source.features.get(image_column), datasets.Image):
+        source = source.cast_column(image_column, datasets.Image(decode=False))
+    identity = np.arange(int(labels.max()) + 1 if len(labels) else 1)
+    transform = CachedImageLabelTransform(store, rows, source, image_processor, identity, image_column, label_column)
+    with _no_bookkeeping_bars():
+        subset = source.add_column(label_column, labels).add_column("pixel_slot", rows)
+    return CachedSplit(subset, transform, rows, labels)
+
+
 def prompts_for(class_names, template: str) -> list[str]:
     """Prompt text per class: underscores become spaces (the exact names stay in metadata)."""
     return [template.format(name.replace("_", " ")) for name in class_names]
@@ -249,10 +267,12 @@ def _no_bookkeeping_bars():
 # per-class caps, pixel cache).
 
 def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor, cache_dir=None, workers: int = 0,
-                 rank: int = 0):
+                 peers: tuple[int, int] = (0, 1), shm_dir=None):
     """The class-incremental split of ``benchmark`` under a run's data settings, with its pixel cache
     (``data_args.pixel_cache``: memory / disk under ``cache_dir`` / off, within ``pixel_cache_budget_gb``;
-    ``workers``: the DataLoader workers that will fill it; ``rank``: names this process's disk store)."""
+    ``workers``: the DataLoader workers that will fill it; ``peers``: this process's index among the ranks of
+    its machine and their number, who share one copy: in files under ``shm_dir`` in memory, under
+    ``cache_dir`` on disk (the stores' own directory, e.g. output_dir/pixel-cache))."""
     scenario = ClassIncrementalScenario(
         train=benchmark.train,
         test=benchmark.test,
@@ -268,9 +288,10 @@ def scenario_for(benchmark: LoadedBenchmark, data_args, image_processor, cache_d
     )
     mode = getattr(data_args, "pixel_cache", "off")
     if image_processor is not None and mode != "off":
-        directory = Path(cache_dir) / "pixel-cache" if cache_dir is not None else None
+        directory = Path(cache_dir) if cache_dir is not None else None
         scenario.pixel_cache = plan_cache(mode, image_processor, scenario.cache_need_bytes(),
-                                          data_args.pixel_cache_budget_gb, directory, workers=workers, rank=rank)
+                                          data_args.pixel_cache_budget_gb, directory, workers=workers, peers=peers,
+                                          shm_directory=Path(shm_dir) if shm_dir is not None else None)
     return scenario
 
 

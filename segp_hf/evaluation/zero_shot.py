@@ -5,42 +5,72 @@ classes that no task uses, so the default run shows retention offline."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from ..data.scenario import prompts_for, tokenize_prompts
+from ..data.pixel_cache import GIB, pixel_shape, plan_cache, store_bytes
+from ..data.ready_batches import loader_workers
+from ..data.scenario import cached_images, prompts_for, tokenize_prompts
 from ..data.spec import DataError
-from ..data.zero_shot_sets import ZERO_SHOT_SETS, ZeroShotSet, load_zero_shot_set
+from ..data.zero_shot_sets import ZERO_SHOT_SETS, ZeroShotSet, load_zero_shot_set, parse_set_revisions
 from ..method.prototypes import dual_path_scores
 from ..modeling.student import encode_images, encode_texts, eval_mode
+from ..run.distributed import shard_bounds, sum_across_ranks
 
 # CLIP zero-shot scoring over a labelled image set: top-1 accuracy of the CLIP path, one prompt per class (the
 # retention measurement before and after the task sequence uses it; the sets are in data/zero_shot_sets.py).
 
-def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet, batch_size: int = 256,
-                       device=None, scorer=None) -> float:
-    """Top-1 accuracy of ``model`` (a CLIPModel or our PEFT CLIP, as it is: call it inside
+def zero_shot_text(model, tokenizer, zero_shot: ZeroShotSet, batch_size: int, device) -> torch.Tensor:
+    """The normalised text embeddings of the set's prompts (one per class)."""
+    tokens = tokenize_prompts(tokenizer, prompts_for(zero_shot.class_names, zero_shot.template))
+    return torch.cat([
+        encode_texts(model, tokens["input_ids"][i:i + batch_size].to(device),
+                     tokens["attention_mask"][i:i + batch_size].to(device))
+        for i in range(0, len(zero_shot.class_names), batch_size)
+    ])
+
+
+def _image_batches(zero_shot: ZeroShotSet, image_processor, batch_size: int, device, cached=None, normalizer=None,
+                   workers: int = 0):
+    """(model input, labels) of the set in order: from ``cached`` (a CachedSplit of the set: decoded once, by
+    ``workers`` DataLoader workers, then read from its store) or decoded now."""
+    if cached is not None:
+        loader_workers(cached, workers)  # decodes what the store lacks
+        for start in range(0, len(cached), batch_size):
+            batch = cached.__getitems__(range(start, min(start + batch_size, len(cached)))).batch
+            yield normalizer(batch["pixel_values"], device), batch["labels"]
+        return
+    for start in range(0, len(zero_shot.dataset), batch_size):
+        batch = zero_shot.dataset[start:start + batch_size]
+        images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
+        pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
+        yield pixels, torch.as_tensor(batch[zero_shot.label_column])
+
+
+def zero_shot_counts(model, image_processor, tokenizer, zero_shot: ZeroShotSet, batch_size: int = 256, device=None,
+                     scorer=None, cached=None, normalizer=None, workers: int = 0) -> tuple[int, int]:
+    """(correct, scored) top-1 predictions of ``model`` as it is (a CLIPModel or our PEFT CLIP: call it inside
     ``adapter_disabled`` for pretrained CLIP) on a zero-shot set, one prompt per class. ``scorer``:
     ``(model, pixels, text embeddings) -> logits`` where a variant scores otherwise than by the CLIP path
-    (variants/registry.held_out_scorer)."""
+    (variants/registry.held_out_scorer); ``cached``/``normalizer``/``workers``: as in ``_image_batches``."""
     device = device or next(model.parameters()).device
-    with eval_mode(model):
-        correct = total = 0
-        with torch.no_grad():
-            tokens = tokenize_prompts(tokenizer, prompts_for(zero_shot.class_names, zero_shot.template))
-            text = torch.cat([
-                encode_texts(model, tokens["input_ids"][i:i + batch_size].to(device),
-                             tokens["attention_mask"][i:i + batch_size].to(device))
-                for i in range(0, len(zero_shot.class_names), batch_size)
-            ])
-            for start in range(0, len(zero_shot.dataset), batch_size):
-                batch = zero_shot.dataset[start:start + batch_size]
-                images = [image.convert("RGB") for image in batch[zero_shot.image_column]]
-                pixels = image_processor(images=images, return_tensors="pt")["pixel_values"].to(device)
-                predictions = _scores(model, pixels, text, scorer).argmax(dim=-1).cpu()
-                correct += int((predictions == torch.as_tensor(batch[zero_shot.label_column])).sum())
-                total += len(images)
+    correct = total = 0
+    with eval_mode(model), torch.no_grad():
+        text = zero_shot_text(model, tokenizer, zero_shot, batch_size, device)
+        for pixels, labels in _image_batches(zero_shot, image_processor, batch_size, device, cached, normalizer,
+                                             workers):
+            predictions = _scores(model, pixels, text, scorer).argmax(dim=-1).cpu()
+            correct += int((predictions == labels).sum())
+            total += len(labels)
+    return correct, total
+
+
+def evaluate_zero_shot(model, image_processor, tokenizer, zero_shot: ZeroShotSet, batch_size: int = 256,
+                       device=None, scorer=None) -> float:
+    """Top-1 accuracy of ``model`` on a whole zero-shot set in this process (``zero_shot_counts``)."""
+    correct, total = zero_shot_counts(model, image_processor, tokenizer, zero_shot, batch_size, device, scorer)
     return correct / max(total, 1)
 
 
@@ -96,35 +126,84 @@ def load_retention_set(name: str, data_dir: str | None = None, max_images: int |
     return load_zero_shot_set(name, data_dir=local, revision=revision, max_images=max_images)
 
 
-def measure_retention(model, image_processor, tokenizer, data_args, batch_size: int, device,
-                      scorer=None) -> dict[str, float]:
-    """``{set: top-1 accuracy (%)}`` of ``model`` as it is (wrap in ``adapter_disabled`` for pretrained CLIP);
-    ``scorer``: a variant's own held-out scoring (zero_shot.evaluate_zero_shot)."""
+@dataclass
+class HeldOutShard:
+    """This rank's share of a zero-shot set (``zero_shot.dataset`` is the shard), with its pixel store when the
+    cache is on (``cached``: decoded on first use, kept for the run)."""
 
-    from ..data.zero_shot_sets import parse_set_revisions
-
-    revisions = parse_set_revisions(getattr(data_args, "zero_shot_revisions", None))
-    scores = {}
-    for name in data_args.zero_shot_sets:
-        held_out = load_retention_set(name, data_args.zero_shot_data_dir, data_args.zero_shot_max_images,
-                                      revisions.get(name))
-        scores[name] = 100.0 * evaluate_zero_shot(model, image_processor, tokenizer, held_out, batch_size, device,
-                                                  scorer)
-    return scores
+    zero_shot: ZeroShotSet
+    cached: object = None  # a ready_batches.CachedSplit
 
 
-def measure_model_retention(model, pretrained: bool, image_processor, tokenizer, data_args, batch_size: int,
-                            device, scorer=None) -> dict[str, float]:
-    """``measure_retention`` of the pretrained CLIP (``pretrained``: the adapter off, ``scorer`` unused) or of
+class HeldOutSets:
+    """A run's zero-shot sets as this rank scores them: each set loaded once, sharded across the ranks (each
+    scores ``shard_bounds`` of it) and, with the pixel cache, decoded once per run: "before" and "after" (and
+    every task's, with zero_shot_every_task) read the same store. ``budget_bytes``: what the pixel cache may
+    still take on this machine once the benchmark's stores are counted; ``cache_dir``: where disk stores go
+    (this rank's own files, named by rank); ``ranks_here``: the ranks of this machine, whose shards add up."""
+
+    def __init__(self, data_args, image_processor, normalizer=None, cache_dir=None, workers: int = 0,
+                 rank: int = 0, world: int = 1, ranks_here: int = 1, budget_bytes: int = 0):
+        self.data_args, self.image_processor, self.normalizer = data_args, image_processor, normalizer
+        self.cache_dir, self.workers, self.rank, self.world = cache_dir, workers, rank, world
+        self.ranks_here, self.budget_bytes = ranks_here, budget_bytes
+        self.revisions = parse_set_revisions(getattr(data_args, "zero_shot_revisions", None))
+        self._shards: dict[str, HeldOutShard] = {}
+
+    def shard(self, name: str) -> HeldOutShard:
+        if name not in self._shards:
+            held_out = load_retention_set(name, self.data_args.zero_shot_data_dir, self.data_args.zero_shot_max_images,
+                                          self.revisions.get(name))
+            lo, hi = shard_bounds(len(held_out.dataset), self.rank, self.world)
+            part = replace(held_out, dataset=held_out.dataset.select(range(lo, hi)))
+            self._shards[name] = HeldOutShard(part, self._cached(part))
+        return self._shards[name]
+
+    def _cached(self, part: ZeroShotSet):
+        mode = getattr(self.data_args, "pixel_cache", "off")
+        if mode == "off" or self.normalizer is None or not len(part.dataset):
+            return None
+        shape = pixel_shape(self.image_processor)
+        need = store_bytes(len(part.dataset), shape or (0,)) * self.ranks_here
+        plan = plan_cache(mode, self.image_processor, need, max(self.budget_bytes, 0) / GIB,
+                          Path(self.cache_dir) if self.cache_dir is not None else None, workers=self.workers)
+        if plan.mode == "off":
+            return None
+        if plan.mode == "memory":
+            self.budget_bytes -= need
+        return cached_images(part.dataset, part.image_column, part.label_column, self.image_processor, plan,
+                             f"zero-shot-{part.name}-rank{self.rank}")
+
+    def measure(self, model, tokenizer, batch_size: int, device, scorer=None) -> dict[str, float]:
+        """``{set: top-1 accuracy (%)}`` of ``model`` as it is (wrap in ``adapter_disabled`` for pretrained
+        CLIP), every rank scoring its shard; one all-reduce of the counts (a collective: every rank calls it)."""
+        names = list(self.data_args.zero_shot_sets)
+        counts = []
+        for name in names:
+            shard = self.shard(name)
+            counts += zero_shot_counts(model, self.image_processor, tokenizer, shard.zero_shot, batch_size, device,
+                                       scorer, shard.cached, self.normalizer, self.workers)
+        counts = sum_across_ranks(counts, device)
+        return {name: 100.0 * counts[2 * i] / max(counts[2 * i + 1], 1) for i, name in enumerate(names)}
+
+    def close(self):
+        for shard in self._shards.values():
+            if shard.cached is not None:
+                shard.cached.transform.store.close()
+        self._shards.clear()
+
+
+def measure_model_retention(model, pretrained: bool, held_out: HeldOutSets, tokenizer, batch_size: int, device,
+                            scorer=None) -> dict[str, float]:
+    """``held_out.measure`` of the pretrained CLIP (``pretrained``: the adapter off, ``scorer`` unused) or of
     ``model`` as it is (scored by ``scorer`` where the variant has its own held-out rule)."""
     from ..modeling.student import adapter_disabled
 
     model.to(device)
-    args = (image_processor, tokenizer, data_args, batch_size, device)
     if not pretrained:
-        return measure_retention(model, *args, scorer=scorer)
+        return held_out.measure(model, tokenizer, batch_size, device, scorer)
     with adapter_disabled(model):
-        return measure_retention(model, *args)
+        return held_out.measure(model, tokenizer, batch_size, device)
 
 
 def saved_baseline(output_dir, names) -> dict | None:

@@ -13,6 +13,7 @@ import torch
 from transformers import AutoTokenizer, default_data_collator, set_seed
 
 from ..callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback, diverged_advice
+from ..data.pixel_cache import GIB
 from ..data.registry import load_benchmark
 from ..data.scenario import prompts_for, scenario_for, tokenize_prompts
 from ..data.spec import LoadedBenchmark
@@ -21,6 +22,7 @@ from ..evaluation.metrics import continual_metrics
 from ..evaluation.rounds import accuracy_round, evaluated_tasks, round_batches
 from ..evaluation.zero_shot import (
     ZERO_SHOT_BEFORE_FILE,
+    HeldOutSets,
     format_retention,
     measure_model_retention,
     retention_table,
@@ -37,7 +39,7 @@ from ..trainer import SeGPTrainer
 from ..variants.registry import competitor, held_out_scorer
 from . import checkpoints as ckpt
 from .console import evaluation_round, install_console, say, task_summary
-from .distributed import check_parallel_mode
+from .distributed import check_parallel_mode, machine_peers, main_process_value
 from .lock import output_dir_lock
 from .preemption import StopCallback, StopRequest, stop_requests
 from .results import CURVE_PNG, HEATMAP_PNG, format_matrix, format_metrics, task_classes, tracker_metrics, write_results
@@ -47,14 +49,18 @@ from .tracking import TrackerRun
 
 logger = logging.getLogger(__name__)
 
-def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None, config=None):
+def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = None, config=None, peers=None):
     """The task split and prompt template of a run (``benchmark`` overrides the registry, for tests);
-    ``config`` places the pixel cache (output_dir, DataLoader workers, rank)."""
+    ``config`` places the pixel cache (output_dir, DataLoader workers), shared by ``peers`` (a MachinePeers:
+    the ranks of this machine; default: asked of every rank, a collective)."""
     benchmark = benchmark or load_benchmark(data_args)
     processor = build_image_processor(resolve_model_path(model_args.model_name_or_path), model_args.model_revision,
                                       data_args.image_preprocessing)
-    where = {} if config is None else {"cache_dir": config.output_dir, "workers": config.dataloader_num_workers,
-                                       "rank": config.process_index}
+    where = {}
+    if config is not None:  # every rank: the ranks of one machine share one pixel cache
+        peers = peers or machine_peers(config.world_size)
+        where = {"cache_dir": peers.cache_dir(config.output_dir), "workers": config.dataloader_num_workers,
+                 "peers": peers.share, "shm_dir": peers.shm_dir()}
     scenario = scenario_for(benchmark, data_args, processor, **where)
     return scenario, data_args.prompt_template or benchmark.template
 
@@ -70,7 +76,8 @@ class ContinualRunner:
         self.model_args, self.data_args, self.config = model_args, data_args, config
         self.allow_changed_settings = allow_changed_settings
         self.output_dir = Path(config.output_dir)
-        self.scenario, self.template = build_scenario(model_args, data_args, benchmark, config)
+        self.peers = machine_peers(config.world_size)  # the ranks of this machine share the pixel cache
+        self.scenario, self.template = build_scenario(model_args, data_args, benchmark, config, self.peers)
         self.run_config = ckpt.nan_to_none(
             {**config_to_dict(model_args, data_args, config), "prompt_template": self.template}
         )
@@ -84,6 +91,8 @@ class ContinualRunner:
         self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path),
                                                        revision=model_args.model_revision)
         self.retention_before, self.retention_after = None, None  # zero_shot_sets, {set: accuracy %}
+        self.retention_seconds = {}  # wall time of each retention measurement of this process ("before", "after")
+        self._held_out = None  # the zero-shot sets this rank scores (HeldOutSets), loaded on first use
         self.state = TaskState.for_run(
             config.variant,
             text_inputs=tokenize_prompts(self.tokenizer, prompts_for(self.scenario.ordered_class_names, self.template)),
@@ -205,18 +214,37 @@ class ContinualRunner:
     # ------------------------------------------------------------ zero-shot retention
     def measure_retention(self, pretrained: bool) -> dict[str, float]:
         """Zero-shot accuracy (%) on the held-out ``zero_shot_sets``, of the pretrained CLIP or the model now (by
-        the variant's own rule where it has one for held-out classes), with the run's image processor."""
+        the variant's own rule where it has one for held-out classes), with the run's image processor. Every
+        rank scores its shard of each set (a collective)."""
         scorer = held_out_scorer(self.variant.state, self.config) if self.variant else None
-        return measure_model_retention(self.model, pretrained, self.scenario.image_processor, self.tokenizer,
-                                       self.data_args, self.config.per_device_eval_batch_size, self.config.device,
-                                       scorer)
+        started = time.perf_counter()
+        scores = measure_model_retention(self.model, pretrained, self.held_out_sets(), self.tokenizer,
+                                         self.config.per_device_eval_batch_size, self.config.device, scorer)
+        self.retention_seconds["before" if pretrained else "after"] = round(time.perf_counter() - started, 3)
+        return scores
+
+    def held_out_sets(self) -> HeldOutSets:
+        """The zero-shot sets as this rank scores them, decoded once per run into the pixel cache (what the
+        benchmark's stores leave of ``pixel_cache_budget_gb``)."""
+        if self._held_out is None:
+            plan = self.scenario.pixel_cache
+            used = self.scenario.cache_need_bytes() if plan is not None and plan.mode == "memory" else 0
+            self._held_out = HeldOutSets(
+                self.data_args, self.scenario.image_processor, self.scenario.pixel_normalizer,
+                cache_dir=self.peers.cache_dir(self.output_dir), workers=self.config.dataloader_num_workers,
+                rank=self.config.process_index, world=self.config.world_size, ranks_here=self.peers.count,
+                budget_bytes=int(self.data_args.pixel_cache_budget_gb * GIB) - used)
+        return self._held_out
 
     def retention_baseline(self):
-        """The pretrained CLIP's zero-shot accuracies, measured once per run (kept in output_dir for resumes)."""
-        self.retention_before = saved_baseline(self.output_dir, self.data_args.zero_shot_sets)
+        """The pretrained CLIP's zero-shot accuracies, measured once per run (kept in output_dir for resumes);
+        every rank takes the main process's reading of output_dir, so all measure or none."""
+        saved = saved_baseline(self.output_dir, self.data_args.zero_shot_sets) if self.is_main_process else None
+        self.retention_before = main_process_value(saved)
         if self.retention_before is None:
             self.retention_before = self.measure_retention(pretrained=True)
-            ckpt.write_json_atomic(self.output_dir / ZERO_SHOT_BEFORE_FILE, self.retention_before)
+            if self.is_main_process:
+                ckpt.write_json_atomic(self.output_dir / ZERO_SHOT_BEFORE_FILE, self.retention_before)
 
     def retention_results(self) -> dict:
         if not self.data_args.zero_shot_sets or self.retention_before is None:
@@ -264,7 +292,7 @@ class ContinualRunner:
         self.acc_matrix[task] = self.evaluate_row(trainer, task)
         last = task == self.data_args.num_tasks - 1
         retention_now = None
-        if self.data_args.zero_shot_sets and self.is_main_process and (last or self.data_args.zero_shot_every_task):
+        if self.data_args.zero_shot_sets and (last or self.data_args.zero_shot_every_task):
             self.retention_after = retention_now = self.measure_retention(pretrained=False)
         metrics = self.metrics_so_far(task)
         self.record_timing(task, trainer, started)
@@ -317,6 +345,7 @@ class ContinualRunner:
             "metrics_continuum": self.metrics_so_far(task, convention="continuum"),
             **self.retention_results(),
             "timing": self.timing,
+            "zero_shot_seconds": self.retention_seconds or None,
         }
         if self.data_args.eval_task_incremental:
             results["acc_matrix_til"] = self.til_matrix
@@ -333,9 +362,16 @@ class ContinualRunner:
             logger.info("Pushing every task to %s as %s", self.pusher.repo_id, user)
 
     def run(self) -> dict:
-        """Every task still to run; SIGTERM / SIGINT stop it where nothing is lost (``RunStopped``)."""
-        with stop_requests() as self.stop:
-            return self.run_tasks()
+        """Every task still to run; SIGTERM / SIGINT stop it where nothing is lost (``RunStopped``). The pixel
+        stores go with the run (their files too)."""
+        try:
+            with stop_requests() as self.stop:
+                return self.run_tasks()
+        finally:
+            self.scenario.close_cache()
+            if self._held_out is not None:
+                self._held_out.close()
+                self._held_out = None
 
     def stop_if_requested(self, where: str):
         """A point between tasks where a stop signal (agreed by every rank) ends the run."""
@@ -349,9 +385,9 @@ class ContinualRunner:
         first = self.resume()
         if self.pusher is not None:
             self.pusher.queue_unrecorded(self.output_dir, first)  # pushed with the next task (or at the end)
-        if self.data_args.zero_shot_sets and self.is_main_process:
+        if self.data_args.zero_shot_sets:  # every rank: each scores its shard
             self.retention_baseline()
-            if first == self.data_args.num_tasks and self.retention_after is None:
+            if first == self.data_args.num_tasks and main_process_value(self.retention_after) is None:
                 self.retention_after = self.measure_retention(pretrained=False)  # a finished run saved without it
         for task in range(first, self.data_args.num_tasks):
             logger.info("Task %d/%d: classes %s", task + 1, self.data_args.num_tasks, self.scenario.bounds[task])

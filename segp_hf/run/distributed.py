@@ -4,6 +4,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -23,6 +27,65 @@ def broadcast_from_main(*tensors: torch.Tensor) -> None:
     if distributed_world()[1] > 1:
         for tensor in tensors:
             torch.distributed.broadcast(tensor, src=0)
+
+
+@dataclass(frozen=True)
+class MachinePeers:
+    """This process among the ranks of its machine: they share one pixel cache, in files named by ``session``
+    (one per run start, agreed by every rank: a restarted job never reads a crashed one's files)."""
+
+    session: str
+    host: str
+    index: int = 0
+    count: int = 1
+
+    @property
+    def share(self) -> tuple[int, int]:
+        return self.index, self.count
+
+    def cache_dir(self, output_dir) -> Path:
+        """The disk stores' directory (one per machine under a shared output_dir: multi-node runs decode once
+        per node)."""
+        base = Path(output_dir) / "pixel-cache"
+        return base if self.count == 1 else base / f"{self.host}-{self.session}"
+
+    def shm_dir(self) -> Path | None:
+        """The in-memory stores' directory when ranks share them (None for one process: its own memory)."""
+        return None if self.count == 1 else Path("/dev/shm") / f"segp-hf-{self.host}-{self.session}"
+
+
+def machine_peers(world_size: int = 1) -> MachinePeers:
+    """This rank's :class:`MachinePeers` (a collective: every rank calls it; one process: index 0 of 1).
+    ``world_size``: the processes the run was launched with (TrainingArguments.world_size)."""
+    host = socket.gethostname()
+    rank, world = distributed_world()
+    if world != world_size:  # ranks that cannot see each other would write one another's cache files
+        raise RuntimeError(f"{world_size} processes were launched but torch.distributed sees {world}")
+    if world == 1:
+        return MachinePeers(uuid.uuid4().hex[:12], host)
+    hosts, session = [None] * world, [uuid.uuid4().hex[:12]]
+    torch.distributed.all_gather_object(hosts, host)
+    torch.distributed.broadcast_object_list(session, src=0)
+    same = [r for r, other in enumerate(hosts) if other == host]
+    return MachinePeers(session[0], host, same.index(rank), len(same))
+
+
+def main_process_value(value):
+    """Rank 0's ``value`` (any picklable object) on every rank: a decision all ranks must take alike."""
+    if distributed_world()[1] == 1:
+        return value
+    holder = [value]
+    torch.distributed.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def sum_across_ranks(values: list[float], device=None) -> list[float]:
+    """Element-wise sum of ``values`` over every rank (float64; unchanged in a single process)."""
+    if distributed_world()[1] == 1:
+        return list(values)
+    total = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(total)
+    return total.tolist()
 
 
 def shard_bounds(count: int, rank: int, world: int) -> tuple[int, int]:
