@@ -28,9 +28,9 @@ import sys
 from pathlib import Path
 
 import datasets
+import decode_counter
 import pytest
 import yaml
-import decode_counter
 from conftest import make_colour_dataset, save_tiny_clip, tiny_settings
 from safetensors.torch import load_file
 

@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import logging
+import threading
+import time
 from collections import Counter
 
 import datasets
@@ -230,12 +232,25 @@ def _rank_scenario(data, processor, directory, index, peers=2):
     return _scenario(data, processor, CachePlan("disk", (3, 16, 16), directory=directory, peers=(index, peers)))
 
 
+class _Fills(list):
+    """Slots filled, in order; ``by_thread``: (thread id, slot) of each."""
+
+    def __init__(self):
+        super().__init__()
+        self.by_thread = []
+
+    def clear(self):
+        super().clear()
+        self.by_thread.clear()
+
+
 def _counting_fills(monkeypatch):
-    filled = []
+    filled = _Fills()
     original = pixel_cache.CachedImageLabelTransform.fill
 
     def fill(self, slots):
         filled.extend(int(s) for s in slots)
+        filled.by_thread.extend((threading.get_ident(), int(s)) for s in slots)
         return original(self, slots)
 
     monkeypatch.setattr(pixel_cache.CachedImageLabelTransform, "fill", fill)
@@ -264,20 +279,21 @@ def test_ranks_of_a_machine_decode_their_share_and_read_the_others(tmp_path, mon
 
 
 def test_each_rank_decodes_only_its_share_when_both_do_their_part(tmp_path, monkeypatch):
+    """Rank 0 decodes its half and waits while rank 1 (here a thread, a little later) decodes the other."""
     data = _photo_dataset(10, 20, 20, "PNG")
     processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
-    filled = _counting_fills(monkeypatch)
     first, second = (_rank_scenario(data, processor, tmp_path, index) for index in (0, 1))
     split_0, split_1 = first.train_dataset(0), second.train_dataset(0)
-    store = first._stores["train"][0]
-    mine = np.flatnonzero(store.share(np.arange(store.count)))
-    assert not bool(store.filled.any())
-    theirs = np.setdiff1d(np.arange(store.count), mine)
-    split_1.transform.fill(theirs)  # rank 1 has decoded its share
-    filled.clear()
+    filled = _counting_fills(monkeypatch)
+    peer = threading.Thread(target=lambda: (time.sleep(0.3), split_1.prefill(patience_s=5.0)))
+    peer.start()
     split_0.prefill(patience_s=5.0)
-    assert sorted(filled) == sorted(mine.tolist())  # rank 0: its share only, the rest read from rank 1's writes
-    assert len(mine) == store.count // 2
+    peer.join()
+    store = first._stores["train"][0]
+    mine = np.flatnonzero(store.share(np.arange(store.count))).tolist()
+    assert len(mine) == store.count // 2 and bool(store.filled.all())
+    assert sorted(filled) == list(range(store.count))  # each image decoded once, by one of the two
+    assert sorted(slot for thread, slot in filled.by_thread if thread == threading.get_ident()) == mine
 
 
 # ---------------------------------------------------------------------------------------------- resume

@@ -100,7 +100,7 @@ MUTATIONS = [
     ('none does not empty a list', 'segp_hf/config.py', '        empty_lists(self)\n', '', 'test_hub_data.py::emptied'),
     ('dry run prints the pin', 'segp_hf/commands/plan.py', 'source, revision = hub_target(SOURCES[data_args.benchmark], data_args)', 'source, revision = SOURCES[data_args.benchmark], data_args.dataset_revision or estimate.revision', 'test_hub_data.py::dry_run'),
     ('missing task over 401 reads as no repo', 'segp_hf/hub/tasks.py', 'found = _hub_tasks(source, token) if task is not None else None', 'found = None', 'test_hub_data.py::401'),
-    ('zero-shot revision not passed', 'segp_hf/evaluation/zero_shot.py', '                                      revisions.get(name))', '                                      None)', 'test_hub_data.py::own_revision'),
+    ('zero-shot revision not passed', 'segp_hf/evaluation/zero_shot.py', '                                          self.revisions.get(name))', '                                          None)', 'test_hub_data.py::own_revision'),
     ('zero-shot revisions unchecked', 'segp_hf/validation.py', 'e.g. food101=COMMIT,imagenet1k=COMMIT", zero_shot_revisions)', 'e.g. food101=COMMIT,imagenet1k=COMMIT", lambda value: None)', 'test_hub_data.py::rule_table'),
     ('zero-shot pin error names dataset_revision', 'segp_hf/data/zero_shot_sets.py', 'source = dataclasses.replace(SOURCES[name], revision_setting=f"{REVISIONS_SETTING} {name}=")', 'source = SOURCES[name]', 'test_hub_data.py::names_its_own'),
     ('stream read error raw', 'segp_hf/data/hub_sources.py', '    except Exception as error:  # noqa: BLE001 - reported in one line; a DataError', '    except DataError as error:  # noqa: BLE001 - reported in one line; a DataError', 'test_hub_data.py::read_error'),
@@ -108,6 +108,12 @@ MUTATIONS = [
     ('rows keyed by the revision name', 'segp_hf/data/hub_sources.py', '    revision = commit or resolve_commit(source, revision) or revision', '    revision = revision', 'test_hub_data.py::per_resolved_commit'),
     ('offline commit pointer ignored', 'segp_hf/data/hub_sources.py', '    return ref.read_text().strip() if ref.is_file() else None', '    return None', 'test_hub_data.py::per_resolved_commit'),
     ('dataset commit not recorded', 'segp_hf/run/continual.py', 'self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")', 'self.run_config["dataset_commit"] = None', 'test_hub_data.py::recorded_in_the_saved'),
+    ('ranks decode the whole split', 'segp_hf/data/ready_batches.py', '            mine = store.share(missing)\n', '            mine = np.ones(len(missing), dtype=bool)\n', 'test_pixel_cache.py::share_when'),
+    ('shared store files left behind', 'segp_hf/data/ready_batches.py', '                store.release_name()  # every peer', '                pass  # every peer', 'test_pixel_cache.py::ranks_of_a_machine'),
+    ('zero-shot set scored whole on every rank', 'segp_hf/evaluation/zero_shot.py', 'lo, hi = shard_bounds(len(held_out.dataset), self.rank, self.world)', 'lo, hi = 0, len(held_out.dataset)', 'test_distributed.py'),
+    ('zero-shot counts not summed over ranks', 'segp_hf/evaluation/zero_shot.py', '        counts = sum_across_ranks(counts, device)\n', '', 'test_distributed.py'),
+    ('zero-shot set decoded at each measurement', 'segp_hf/evaluation/zero_shot.py', '        if name not in self._shards:\n', '        if True:\n', 'test_pixel_cache.py::decodes_each_image'),
+    ('zero-shot set not cached', 'segp_hf/evaluation/zero_shot.py', '            self._shards[name] = HeldOutShard(part, self._cached(part))', '            self._shards[name] = HeldOutShard(part, None)', 'test_pixel_cache.py::decodes_each_image'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:
