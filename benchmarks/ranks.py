@@ -96,7 +96,9 @@ def main(argv=None):
     parser.add_argument("--num_tasks", type=int, default=2)
     parser.add_argument("--out", default=str(HERE / "results" / "ranks.json"))
     args = parser.parse_args(argv)
+    # the recipe's batch of 64 images per step on any number of ranks (32 per rank on 2)
     overrides = ["--num_tasks", str(args.num_tasks), "--num_train_epochs", "1", "--save_strategy", "no",
+                 "--global_train_batch_size", "64",
                  "--disable_tqdm", "true"]
     with tempfile.TemporaryDirectory(prefix="ranks-") as scratch:
         package = snapshot(args.ref, Path(scratch) / "snapshot")

@@ -141,8 +141,8 @@ class DataArguments:
     )
     pixel_cache_budget_gb: float = field(
         default=8.0,
-        metadata={"help": "Most memory the pixel cache may take per process (GB); beyond it the cache goes to disk, "
-                  "then off, with a warning."},
+        metadata={"help": "Most memory the pixel cache may take on a machine (GB; its ranks share one copy); beyond it "
+                  "the cache goes to disk, then off, with a warning."},
     )
     eval_task_incremental: bool = field(
         default=False,

@@ -80,7 +80,7 @@ MUTATIONS = [
     ('parquet folder not read', 'segp_hf/data/fetching.py', 'if next(root.rglob("*.parquet"), None) is not None:', 'if False:', 'test_custom_benchmark.py::parquet'),
     ('competitor end of task skipped', 'segp_hf/variants/base.py', '            self.variant_state.end_task(model, self.state, args)', '            pass', 'test_competitors.py::load_task_predicts'),
     ("stop callback not installed", "segp_hf/run/continual.py", "callbacks=[StopCallback(self.stop, task), ", "callbacks=[", "test_preemption.py"),
-    ("stop signals not caught", "segp_hf/run/continual.py", "        with stop_requests() as self.stop:\n            return self.run_tasks()", "        return self.run_tasks()", "test_preemption.py"),
+    ("stop signals not caught", "segp_hf/run/continual.py", "            with stop_requests() as self.stop:\n                return self.run_tasks()", "            return self.run_tasks()", "test_preemption.py"),
     ("stop without an in-task checkpoint", "segp_hf/run/preemption.py", "            control.should_save = True  # a checkpoint", "            pass  # a checkpoint", "test_preemption.py"),
     ("output dir not locked", "segp_hf/run/continual.py", "    with output_dir_lock(config):\n        return", "    if True:\n        return", "test_run_lock.py"),
     ("stale lock never taken over", "segp_hf/run/lock.py", "        if holder and holder_alive(holder, _age(path)):", "        if holder:", "test_run_lock.py"),
