@@ -114,6 +114,8 @@ MUTATIONS = [
     ('zero-shot counts not summed over ranks', 'segp_hf/evaluation/zero_shot.py', '        counts = sum_across_ranks(counts, device)\n', '', 'test_distributed.py'),
     ('zero-shot set decoded at each measurement', 'segp_hf/evaluation/zero_shot.py', '        if name not in self._shards:\n', '        if True:\n', 'test_pixel_cache.py::decodes_each_image'),
     ('zero-shot set not cached', 'segp_hf/evaluation/zero_shot.py', '            self._shards[name] = HeldOutShard(part, self._cached(part))', '            self._shards[name] = HeldOutShard(part, None)', 'test_pixel_cache.py::decodes_each_image'),
+    ('ranks of other machines share a cache', 'segp_hf/run/distributed.py', 'same = [r for r, other in enumerate(hosts) if other == host]', 'same = list(range(world))', 'test_anchor_sharding.py'),
+    ('cache session not agreed', 'segp_hf/run/distributed.py', '    torch.distributed.broadcast_object_list(session, src=0)\n', '', 'test_anchor_sharding.py'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:
