@@ -311,3 +311,28 @@ def test_resume_puts_prototypes_on_the_training_device(tiny_clip_dir, tiny_bench
     runner = ContinualRunner(*parse_config(settings), benchmark=tiny_benchmark)
     runner.resume()
     assert runner.state.prototypes.device.type == "meta"
+
+
+def test_a_zero_shot_set_beyond_the_budget_left_is_cached_on_disk_and_scores_the_same(tiny_clip_dir, tmp_path, caplog):
+    """The benchmark's stores take the memory budget first; a zero-shot set that does not fit in what is left
+    goes to a memory-mapped file (announced), is decoded once, scores as uncached, and is removed at the end."""
+    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+
+    from segp_hf.evaluation.zero_shot import HeldOutSets, zero_shot_counts
+
+    model = CLIPModel.from_pretrained(tiny_clip_dir)
+    processor, tokenizer = CLIPImageProcessor.from_pretrained(tiny_clip_dir), AutoTokenizer.from_pretrained(tiny_clip_dir)
+    _, data_args, _ = parse_config(tiny_settings(tiny_clip_dir, tmp_path, zero_shot_sets=["shapes_heldout"],
+                                                 zero_shot_max_images=24))
+    held_out = HeldOutSets(data_args, processor, PixelNormalizer.from_processor(processor), cache_dir=tmp_path / "pc",
+                           budget_bytes=100)  # the benchmark left 100 bytes
+    with caplog.at_level(logging.WARNING):
+        cached = held_out.measure(model, tokenizer, 8, "cpu")
+    shard = held_out.shard("shapes_heldout")
+    store = shard.cached.transform.store
+    assert store.mode == "disk" and store.path.parent == tmp_path / "pc" and bool(store.filled.all())
+    assert "leaves for zero-shot set shapes_heldout" in caplog.text
+    correct, total = zero_shot_counts(model, processor, tokenizer, shard.zero_shot, 8)  # decoded now, uncached
+    assert total == 24 and cached["shapes_heldout"] == 100.0 * correct / total
+    held_out.close()
+    assert not list((tmp_path / "pc").glob("*.u8"))

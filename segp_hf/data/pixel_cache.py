@@ -302,11 +302,13 @@ class CachePlan:
 
 
 def plan_cache(mode: str, processor, need_bytes: int, budget_gb: float, directory: Path | None,
-               workers: int = 0, peers: tuple[int, int] = (0, 1), shm_directory: Path | None = None) -> CachePlan:
+               workers: int = 0, peers: tuple[int, int] = (0, 1), shm_directory: Path | None = None,
+               budget_name: str = "--pixel_cache_budget_gb") -> CachePlan:
     """Choose the cache for a run needing ``need_bytes`` of pixels: the requested mode if it fits, else the
     next one down (memory -> disk -> off), each fallback logged with what to change. ``peers``: the ranks of
     this machine that share one copy (the budget counts the machine); in memory their stores are files in
-    ``shm_directory`` (under /dev/shm), on disk in ``directory``."""
+    ``shm_directory`` (under /dev/shm), on disk in ``directory``. ``budget_name``: what the warnings call
+    ``budget_gb``."""
     if mode not in CACHE_MODES:
         raise DataError(f"pixel_cache={mode!r} is not valid; choose one of: {', '.join(CACHE_MODES)}")
     shape = pixel_shape(processor) if processor is not None else None
@@ -323,7 +325,7 @@ def plan_cache(mode: str, processor, need_bytes: int, budget_gb: float, director
         if need_gb <= budget_gb and (room is None or need_bytes <= room):
             return CachePlan("memory", shape, directory=shm_directory if across else None, shared=shared,
                              peers=peers if across else (0, 1))
-        why = (f"needs {need_gb:.2f} GB > --pixel_cache_budget_gb {budget_gb:g}" if need_gb > budget_gb else
+        why = (f"needs {need_gb:.2f} GB > {budget_name} {budget_gb:.3g}" if need_gb > budget_gb else
                f"needs {need_gb:.2f} GB of shared memory for the DataLoader workers or ranks, /dev/shm has "
                f"{room / GIB:.2f} GB")
         logger.warning("pixel cache in memory %s; falling back to a memory-mapped file under the output dir "

@@ -166,7 +166,8 @@ class HeldOutSets:
         shape = pixel_shape(self.image_processor)
         need = store_bytes(len(part.dataset), shape or (0,)) * self.ranks_here
         plan = plan_cache(mode, self.image_processor, need, max(self.budget_bytes, 0) / GIB,
-                          Path(self.cache_dir) if self.cache_dir is not None else None, workers=self.workers)
+                          Path(self.cache_dir) if self.cache_dir is not None else None, workers=self.workers,
+                          budget_name=f"what --pixel_cache_budget_gb leaves for zero-shot set {part.name}")
         if plan.mode == "off":
             return None
         if plan.mode == "memory":
