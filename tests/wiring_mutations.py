@@ -16,7 +16,7 @@ MUTATIONS = [
     ("global batch ignored", "segp_hf/recipe.py", "    apply_global_batch(config)\n", "", "test_parallel_modes.py"),
     ("bf16 prediction head", "segp_hf/method/prototypes.py", "with float32_heads(raw_feats.device):\n        if not beta", "if True:\n        if not beta", "bf16"),
     ("bf16 loss head", "segp_hf/trainer.py", "with float32_heads(pixel_values.device):\n            loss, terms", "if True:\n            loss, terms", "bf16"),
-    ("towers not cast to float32", "segp_hf/modeling/student.py", "projected = clip.visual_projection(pooled).float()", "projected = clip.visual_projection(pooled)", "float32_under"),
+    ("towers not cast to float32", "segp_hf/modeling/families.py", "projected = model.visual_projection(pooled).float()", "projected = model.visual_projection(pooled)", "float32_under"),
     ("acgd weight ignored", "segp_hf/trainer.py", "loss = loss + args.lambda_acgd * acgd", "loss = loss + acgd", "test_returned_loss"),
     ("tsgr weight ignored", "segp_hf/trainer.py", "loss = loss + args.lambda_tsgr * tsgr", "loss = loss + tsgr", "test_returned_loss"),
     ("acgd text detached", "segp_hf/trainer.py", "student = state.logit_scale * anchor_embeds @ old_text.T", "student = state.logit_scale * anchor_embeds @ old_text.detach().T", "test_acgd_gradient"),

@@ -1,6 +1,6 @@
 """Using a finished task: ``load_task`` restores it from a local output directory, from the Hub, or from the
-local HF cache (``HF_HUB_OFFLINE=1``): the base model (CLIP or SigLIP) at its pinned revision, the task's adapter, prototypes,
-class names and settings, as a ``LoadedTask`` that predicts with the run's dual-path scorer over the classes
+local HF cache (``HF_HUB_OFFLINE=1``): the base model (CLIP or SigLIP) at its pinned revision, the task's adapter,
+prototypes, class names and settings, as a ``LoadedTask`` that predicts with the run's dual-path scorer over the classes
 seen so far."""
 
 from __future__ import annotations
@@ -123,8 +123,8 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     The base CLIP is the run's ``model_name_or_path`` at its pinned revision (``model_revision``, else
     the commit the run loaded); ``base_model`` / ``base_revision`` override them (e.g. a local copy).
     ``merge`` (default): the adapter is merged into the base weights (PEFT ``merge_and_unload``) and
-    ``LoadedTask.model`` is a plain ``CLIPModel`` (``SiglipModel``): prediction as fast as the base model's, logits equal to
-    the adapter's up to float rounding. ``merge=False`` keeps the ``PeftModel`` (adapter unmerged).
+    ``LoadedTask.model`` is a plain ``CLIPModel`` (``SiglipModel``): prediction as fast as the base model's, logits
+    equal to the adapter's up to float rounding. ``merge=False`` keeps the ``PeftModel`` (adapter unmerged).
     """
     from peft import PeftModel
 

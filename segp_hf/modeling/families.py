@@ -35,7 +35,8 @@ import torch
 
 from ..errors import RecipeError
 
-SUPPORTED = "CLIPModel (model_type 'clip') and SiglipModel (model_type 'siglip': SigLIP, SigLIP 2 at a fixed resolution)"
+SUPPORTED = ("CLIPModel (model_type 'clip') and SiglipModel (model_type 'siglip': SigLIP, SigLIP 2 at a fixed "
+             "resolution)")
 TOWERS = ("text_model", "vision_model")
 
 
@@ -188,8 +189,8 @@ class SiglipFamily(ModelFamily):
     def text_features(self, model, input_ids, attention_mask=None):
         length = self.text_length(model.config)
         if input_ids.shape[-1] != length:
-            raise RecipeError(f"SigLIP's text tower takes prompts padded to {length} tokens (got {input_ids.shape[-1]}):"
-                              " tokenise with the family's tokenizer (ModelFamily.tokenizer)")
+            raise RecipeError(f"SigLIP's text tower takes prompts padded to {length} tokens (got "
+                              f"{input_ids.shape[-1]}): tokenise with the family's tokenizer (ModelFamily.tokenizer)")
         # no attention mask: SigLIP was trained attending to its padding (it pools the last token)
         return model.text_model(input_ids=input_ids).pooler_output.float()
 

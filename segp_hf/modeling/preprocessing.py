@@ -6,9 +6,9 @@ different pixels. ``image_preprocessing`` picks one:
 
 - ``hf`` (default): ``CLIPImageProcessorPil`` (``SiglipImageProcessorPil`` for a SigLIP checkpoint) with the
   checkpoint's preprocessor config, on every machine.
-- ``openai`` (CLIP checkpoints only): OpenAI CLIP's own transform (``clip/clip.py`` ``_transform`` in github:openai/CLIP):
-  bicubic resize of the short side, center crop, RGB, ``ToTensor``, normalise, written here with PIL and
-  numpy (torchvision's PIL path is PIL's ``resize``; its crop offsets are ``round((h - th) / 2)``).
+- ``openai`` (CLIP checkpoints only): OpenAI CLIP's own transform (``clip/clip.py`` ``_transform`` in
+  github:openai/CLIP): bicubic resize of the short side, center crop, RGB, ``ToTensor``, normalise, written here
+  with PIL and numpy (torchvision's PIL path is PIL's ``resize``; its crop offsets are ``round((h - th) / 2)``).
   ``benchmarks/preprocessing_diff.py`` measures how far ``hf`` is from it.
 """
 

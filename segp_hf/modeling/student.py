@@ -228,8 +228,8 @@ def merged_copy(model) -> torch.nn.Module:
 
     The merge runs on a deep copy (PEFT ``merge_and_unload``); ``model`` itself is never merged or
     unmerged, so its weights stay bit-exact (training and resume are unaffected). The copy is a plain
-    ``CLIPModel`` (``SiglipModel``) in eval mode with no trainable parameter, on ``model``'s device and dtype; its logits
-    equal the adapter's up to float rounding of ``W + scale * B @ A``. It costs one extra copy of the
+    ``CLIPModel`` (``SiglipModel``) in eval mode with no trainable parameter, on ``model``'s device and dtype; its
+    logits equal the adapter's up to float rounding of ``W + scale * B @ A``. It costs one extra copy of the
     model's weights while it lives. A model without a PEFT adapter is returned as it is.
     """
     peft_model = getattr(model, "module", model)  # a DDP wrapper: its module
