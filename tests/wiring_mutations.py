@@ -108,6 +108,14 @@ MUTATIONS = [
     ('rows keyed by the revision name', 'segp_hf/data/hub_sources.py', '    revision = commit or resolve_commit(source, revision) or revision', '    revision = revision', 'test_hub_data.py::per_resolved_commit'),
     ('offline commit pointer ignored', 'segp_hf/data/hub_sources.py', '    return ref.read_text().strip() if ref.is_file() else None', '    return None', 'test_hub_data.py::per_resolved_commit'),
     ('dataset commit not recorded', 'segp_hf/run/continual.py', 'self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")', 'self.run_config["dataset_commit"] = None', 'test_hub_data.py::recorded_in_the_saved'),
+    ('siglip text tower detached', 'segp_hf/modeling/families.py', 'return model.text_model(input_ids=input_ids).pooler_output.float()', 'return model.text_model(input_ids=input_ids).pooler_output.float().detach()', 'test_model_families.py::loss_reaches_lora_B'),
+    ('siglip bias folded into the scale', 'segp_hf/modeling/families.py', '        return float(scale)\n', '        return float(scale + model.logit_bias.detach())\n', 'test_model_families.py::logit_bias'),
+    ('siglip raw feature not the head output', 'segp_hf/modeling/families.py', '        return embed, embed\n', '        return embed, model.vision_model(pixel_values=pixel_values).last_hidden_state[:, 0].float()\n', 'test_model_families.py::raw_feature'),
+    ('siglip prompts padded to the longest', 'segp_hf/modeling/families.py', 'kwargs.update(padding="max_length", max_length=self.length, truncation=True)', 'kwargs.update(truncation=True)', 'test_model_families.py::padded_to_its_length'),
+    ('siglip tokenizer not the family one', 'segp_hf/modeling/families.py', 'return tokenizer if length is None else FixedLengthTokenizer(tokenizer, length)', 'return tokenizer', 'test_model_families.py::two_shapes_tasks'),
+    ('siglip text read with the mask', 'segp_hf/modeling/families.py', 'return model.text_model(input_ids=input_ids).pooler_output.float()', 'return model.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output.float()', 'test_model_families.py::without_a_mask'),
+    ('lora targets unchecked', 'segp_hf/modeling/families.py', 'missing = [target for target in requested if target not in candidates]', 'missing = []', 'test_model_families.py::checked_against'),
+    ('siglip lora in the pooling head', 'segp_hf/modeling/families.py', 'in_block = any(name.startswith(f"{tower}.encoder.layers.") for tower in TOWERS)', 'in_block = any(name.startswith(f"{tower}.") for tower in TOWERS)', 'test_model_families.py::not_in_the_pooling_head'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

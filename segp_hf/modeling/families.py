@@ -194,6 +194,10 @@ class SiglipFamily(ModelFamily):
         # no attention mask: SigLIP was trained attending to its padding (it pools the last token)
         return model.text_model(input_ids=input_ids).pooler_output.float()
 
+    def logit_scale(self, model) -> float:
+        scale = model.logit_scale.detach().exp()  # exp(t) alone: the bias is left out of the method's logits
+        return float(scale)
+
     def logit_bias(self, model) -> float:
         return float(model.logit_bias.detach())
 
