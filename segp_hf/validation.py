@@ -345,7 +345,7 @@ RULES: tuple[Rule, ...] = (
     fraction("lora_dropout", high_open=True),
     choice("lora_target_modules", CLIP_LINEAR_LAYERS, "list linear layers of the encoder blocks only", many=True),
     path_rule("model_name_or_path", "a Hub id, `toy-clip`, or an existing local folder", local_model,
-              "point it at a saved CLIP folder or use a Hub id"),
+              "point it at a saved CLIP or SigLIP folder or use a Hub id"),
     # data
     at_least("num_tasks", 1),
     at_least("max_train_images_per_class", 1, optional=True),
