@@ -196,6 +196,24 @@ def test_other_model_types_are_refused_in_one_line(tmp_path, capsys):
     assert "'bert' checkpoint" in err and "CLIPModel" in err and "SiglipModel" in err and "Traceback" not in err
 
 
+def test_a_sentencepiece_tokenizer_without_sentencepiece_is_one_line(tiny_siglip_dir, tmp_path):
+    import importlib.util
+    import shutil
+
+    from segp_hf.modeling.families import family_of_checkpoint
+
+    if importlib.util.find_spec("sentencepiece") is not None:
+        pytest.skip("sentencepiece is installed")
+    folder = tmp_path / "siglip-v1-tokenizer"  # as google/siglip-*: a SiglipTokenizer (spiece.model), no fast one
+    folder.mkdir()
+    shutil.copy(Path(tiny_siglip_dir) / "config.json", folder)
+    (folder / "tokenizer_config.json").write_text('{"tokenizer_class": "SiglipTokenizer"}')
+    (folder / "spiece.model").write_bytes(b"not read")
+    family = family_of_checkpoint(str(folder))
+    with pytest.raises(RecipeError, match=r"pip install 'segp_hf\[siglip\]'"):
+        family.tokenizer(str(folder), None)
+
+
 def test_openai_preprocessing_is_refused_for_siglip(tiny_siglip_dir, tiny_clip_dir):
     from segp_hf.modeling.preprocessing import OpenAICLIPTransform, build_image_processor
 

@@ -93,7 +93,13 @@ class ModelFamily:
     def tokenizer(self, path: str, config, **kwargs):
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        except ImportError as error:  # SigLIP's own tokenizer has no fast version: it needs sentencepiece
+            if "SentencePiece" not in str(error):
+                raise
+            raise RecipeError(f"the tokenizer of {path} is a SentencePiece tokenizer and the sentencepiece package is "
+                              "not installed: pip install 'segp_hf[siglip]'") from None
         length = self.text_length(config)
         return tokenizer if length is None else FixedLengthTokenizer(tokenizer, length)
 
