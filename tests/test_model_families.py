@@ -77,14 +77,15 @@ def _siglip_trainer(tiny_siglip_dir, tiny_benchmark, tmp_path, **overrides):
     tokenizer = family_of(model).tokenizer(tiny_siglip_dir, clip_of(model).config)
     from segp_hf.data.scenario import prompts_for, tokenize_prompts
 
+    prompts = prompts_for(scenario.ordered_class_names, template)
     state = TaskState.for_run(config.variant, logit_scale=logit_scale_of(model),
-                              text_inputs=tokenize_prompts(tokenizer, prompts_for(scenario.ordered_class_names, template)))
+                              text_inputs=tokenize_prompts(tokenizer, prompts))
     train = scenario.train_dataset(1)
     state.begin_task(1, scenario.bounds[1], train, default_data_collator)
     g = torch.Generator().manual_seed(5)
-    state.anchors = AnchorSet(pixel_values=torch.randn(6, 3, 16, 16, generator=g), targets=torch.arange(6) % state.start,
-                              teacher_logits=5 * torch.randn(6, state.start, generator=g),
-                              teacher_raw=torch.randn(6, 32, generator=g))
+    state.anchors = AnchorSet(pixel_values=torch.randn(6, 3, 16, 16, generator=g),
+                              targets=torch.arange(6) % state.start,
+                              teacher_logits=5 * torch.randn(6, state.start, generator=g), teacher_raw=torch.randn(6, 32, generator=g))
     state.reference_text = F.normalize(torch.randn(state.end, 32, generator=g), dim=-1)
     trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator,
                           task_state=state)
@@ -167,6 +168,27 @@ def test_siglip_lora_sits_in_the_encoder_blocks_of_both_towers_not_in_the_poolin
     assert adapted and all(".encoder.layers." in n for n in adapted), sorted(n for n in adapted if "head" in n)
     assert {n.split("base_model.model.")[1].split(".")[0] for n in adapted} == {"text_model", "vision_model"}
     assert len(adapted) == 2 * 2 * 5  # two towers x two blocks x five layers
+
+
+def test_why_the_pooling_head_gets_no_lora_its_out_proj_is_ignored_until_merged(tiny_siglip_dir):
+    """The fact the decision rests on (families.py): nn.MultiheadAttention reads ``out_proj.weight`` itself, so a PEFT
+    LoRA there changes nothing unmerged and the merged weights after a merge (peft 0.21, torch 2.13)."""
+    from peft import LoraConfig, get_peft_model
+
+    from segp_hf.modeling.student import load_clip, peft_wrapping
+
+    pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    siglip = load_clip(tiny_siglip_dir).eval()
+    with torch.no_grad(), peft_wrapping():
+        base = siglip.vision_model(pixel_values=pixels).pooler_output
+        model = get_peft_model(siglip, LoraConfig(r=4, target_modules=["vision_model.head.attention.out_proj"]))
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()
+        unmerged = model.base_model.model.vision_model(pixel_values=pixels).pooler_output
+        merged = model.merge_and_unload().vision_model(pixel_values=pixels).pooler_output
+    torch.testing.assert_close(unmerged, base)  # B is random, yet nothing changed
+    assert (merged - base).abs().max() > 1e-3
 
 
 def test_lora_counts_per_family_match_the_paper_on_clip_b16(monkeypatch):
