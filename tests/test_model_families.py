@@ -85,7 +85,8 @@ def _siglip_trainer(tiny_siglip_dir, tiny_benchmark, tmp_path, **overrides):
     g = torch.Generator().manual_seed(5)
     state.anchors = AnchorSet(pixel_values=torch.randn(6, 3, 16, 16, generator=g),
                               targets=torch.arange(6) % state.start,
-                              teacher_logits=5 * torch.randn(6, state.start, generator=g), teacher_raw=torch.randn(6, 32, generator=g))
+                              teacher_logits=5 * torch.randn(6, state.start, generator=g),
+                              teacher_raw=torch.randn(6, 32, generator=g))
     state.reference_text = F.normalize(torch.randn(state.end, 32, generator=g), dim=-1)
     trainer = SeGPTrainer(model=model, args=config, train_dataset=train, data_collator=default_data_collator,
                           task_state=state)
