@@ -331,7 +331,8 @@ def retention_sets():
     return retention_set_names()
 
 
-# The linear layers of CLIP's two towers that can carry LoRA (transformers' CLIP module names).
+# The linear layers of the encoder blocks of both towers that can carry LoRA (transformers' module names, the same in
+# CLIP and SigLIP); each is checked again against the loaded model's own layers (modeling/families.py).
 CLIP_LINEAR_LAYERS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 SEED_MAX = 2**32 - 1  # numpy's seeding (transformers.set_seed) refuses anything larger
 
@@ -342,9 +343,9 @@ RULES: tuple[Rule, ...] = (
     at_least("lora_r", 1),
     positive("lora_alpha", optional=True),
     fraction("lora_dropout", high_open=True),
-    choice("lora_target_modules", CLIP_LINEAR_LAYERS, "list CLIP linear layers only", many=True),
+    choice("lora_target_modules", CLIP_LINEAR_LAYERS, "list linear layers of the encoder blocks only", many=True),
     path_rule("model_name_or_path", "a Hub id, `toy-clip`, or an existing local folder", local_model,
-              "point it at a saved CLIP folder or use a Hub id"),
+              "point it at a saved CLIP or SigLIP folder or use a Hub id"),
     # data
     at_least("num_tasks", 1),
     at_least("max_train_images_per_class", 1, optional=True),

@@ -66,6 +66,35 @@ def save_tiny_clip(path, seed=0, hidden=32, image_size=16):
     return str(path)
 
 
+def save_tiny_siglip(path, seed=0, hidden=32, image_size=16, text_length=12):
+    """A tiny random SiglipModel saved like a Hub checkpoint: its own word-level tokenizer (pad token, texts of
+    ``text_length`` tokens at most: its ``max_position_embeddings``), a SiglipImageProcessor at ``image_size``, and
+    a logit scale and bias as a trained SigLIP has them (exp(t) = 10, b = -5; random init gives t = b = 0)."""
+    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel
+
+    from segp_hf.data.shapes import COLOURS, SHAPES
+
+    words = TINY_COLOURS + COLOURS + SHAPES + ["square", "a", "good", "photo", "of", "."]
+    tokenizer, vocab = build_word_tokenizer(words, max_length=text_length)
+    torch.manual_seed(seed)
+    ids = {"pad_token_id": vocab["<pad>"], "bos_token_id": vocab["<bos>"], "eos_token_id": vocab["<eos>"]}
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=text_length, **ids),
+        vision_config=dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=image_size, patch_size=8),
+    )
+    model = SiglipModel(config)
+    with torch.no_grad():
+        model.logit_scale.fill_(float(np.log(10.0)))
+        model.logit_bias.fill_(-5.0)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    SiglipImageProcessorPil(size={"height": image_size, "width": image_size}, image_mean=[0.5, 0.5, 0.5],
+                            image_std=[0.5, 0.5, 0.5]).save_pretrained(path)
+    return str(path)
+
+
 def make_colour_dataset(per_class=6, seed=0, size=16):
     """Solid-colour squares with noise; native labels follow TINY_COLOURS."""
     rng = np.random.default_rng(seed)
@@ -84,6 +113,11 @@ def make_colour_dataset(per_class=6, seed=0, size=16):
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory):
     return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip_dir(tmp_path_factory):
+    return save_tiny_siglip(tmp_path_factory.mktemp("tiny-siglip"))
 
 
 @pytest.fixture(scope="session")

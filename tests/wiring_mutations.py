@@ -16,7 +16,7 @@ MUTATIONS = [
     ("global batch ignored", "segp_hf/recipe.py", "    apply_global_batch(config)\n", "", "test_parallel_modes.py"),
     ("bf16 prediction head", "segp_hf/method/prototypes.py", "with float32_heads(raw_feats.device):\n        if not beta", "if True:\n        if not beta", "bf16"),
     ("bf16 loss head", "segp_hf/trainer.py", "with float32_heads(pixel_values.device):\n            loss, terms", "if True:\n            loss, terms", "bf16"),
-    ("towers not cast to float32", "segp_hf/modeling/student.py", "projected = clip.visual_projection(pooled).float()", "projected = clip.visual_projection(pooled)", "float32_under"),
+    ("towers not cast to float32", "segp_hf/modeling/families.py", "projected = model.visual_projection(pooled).float()", "projected = model.visual_projection(pooled)", "float32_under"),
     ("acgd weight ignored", "segp_hf/trainer.py", "loss = loss + args.lambda_acgd * acgd", "loss = loss + acgd", "test_returned_loss"),
     ("tsgr weight ignored", "segp_hf/trainer.py", "loss = loss + args.lambda_tsgr * tsgr", "loss = loss + tsgr", "test_returned_loss"),
     ("acgd text detached", "segp_hf/trainer.py", "student = state.logit_scale * anchor_embeds @ old_text.T", "student = state.logit_scale * anchor_embeds @ old_text.detach().T", "test_acgd_gradient"),
@@ -116,6 +116,14 @@ MUTATIONS = [
     ('zero-shot set not cached', 'segp_hf/evaluation/zero_shot.py', '            self._shards[name] = HeldOutShard(part, self._cached(part))', '            self._shards[name] = HeldOutShard(part, None)', 'test_pixel_cache.py::decodes_each_image'),
     ('ranks of other machines share a cache', 'segp_hf/run/distributed.py', 'same = [r for r, other in enumerate(hosts) if other == host]', 'same = list(range(world))', 'test_anchor_sharding.py'),
     ('cache session not agreed', 'segp_hf/run/distributed.py', '    torch.distributed.broadcast_object_list(session, src=0)\n', '', 'test_anchor_sharding.py'),
+    ('siglip text tower detached', 'segp_hf/modeling/families.py', 'return model.text_model(input_ids=input_ids).pooler_output.float()', 'return model.text_model(input_ids=input_ids).pooler_output.float().detach()', 'test_model_families.py::loss_reaches_lora_B'),
+    ('siglip bias folded into the scale', 'segp_hf/modeling/families.py', '        return float(scale)\n', '        return float(scale + model.logit_bias.detach())\n', 'test_model_families.py::logit_bias'),
+    ('siglip raw feature not the head output', 'segp_hf/modeling/families.py', '        return embed, embed\n', '        return embed, model.vision_model(pixel_values=pixel_values).last_hidden_state[:, 0].float()\n', 'test_model_families.py::raw_feature'),
+    ('siglip prompts padded to the longest', 'segp_hf/modeling/families.py', 'kwargs.update(padding="max_length", max_length=self.length, truncation=True)', 'kwargs.update(truncation=True)', 'test_model_families.py::padded_to_its_length'),
+    ('siglip tokenizer not the family one', 'segp_hf/modeling/families.py', 'return tokenizer if length is None else FixedLengthTokenizer(tokenizer, length)', 'return tokenizer', 'test_model_families.py::two_shapes_tasks'),
+    ('siglip text read with the mask', 'segp_hf/modeling/families.py', 'return model.text_model(input_ids=input_ids).pooler_output.float()', 'return model.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output.float()', 'test_model_families.py::without_a_mask'),
+    ('lora targets unchecked', 'segp_hf/modeling/families.py', 'missing = [target for target in requested if target not in candidates]', 'missing = []', 'test_model_families.py::checked_against'),
+    ('siglip lora in the pooling head', 'segp_hf/modeling/families.py', 'in_block = any(name.startswith(f"{tower}.encoder.layers.") for tower in TOWERS)', 'in_block = any(name.startswith(f"{tower}.") for tower in TOWERS)', 'test_model_families.py::not_in_the_pooling_head'),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:

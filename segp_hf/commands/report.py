@@ -22,7 +22,7 @@ REPORT_FILE = "index.html"
 CURVES_FILE = "accuracy_seen.png"
 METRIC_COLUMNS = (("last", "Last"), ("avg", "Avg"), ("forgetting", "Forgetting"), ("bwt", "BWT"), ("fwt", "FWT"))
 # Settings that always differ between runs and say nothing about the method.
-NOT_COMPARED = {"output_dir", "logging_dir", "base_model_commit"}
+NOT_COMPARED = {"output_dir", "logging_dir", "base_model_commit", "model_family"}
 
 
 def load_run(run_dir) -> dict:

@@ -1,6 +1,6 @@
 """Using a finished task: ``load_task`` restores it from a local output directory, from the Hub, or from the
-local HF cache (``HF_HUB_OFFLINE=1``): the base CLIP at its pinned revision, the task's adapter, prototypes,
-class names and settings, as a ``LoadedTask`` that predicts with the run's dual-path scorer over the classes
+local HF cache (``HF_HUB_OFFLINE=1``): the base model (CLIP or SigLIP) at its pinned revision, the task's adapter,
+prototypes, class names and settings, as a ``LoadedTask`` that predicts with the run's dual-path scorer over the classes
 seen so far."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from ..data.scenario import prompts_for, tokenize_prompts
 from ..method.prototypes import effective_beta, task_scores
 from ..method.task_state import TaskState
+from ..modeling.families import family_of_checkpoint
 from ..modeling.preprocessing import build_image_processor
 from ..modeling.student import encode_texts, logit_scale_of, peft_wrapping, resolve_model_path, train_only_lora_B
 from ..recipe import default_settings
@@ -122,11 +123,10 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     The base CLIP is the run's ``model_name_or_path`` at its pinned revision (``model_revision``, else
     the commit the run loaded); ``base_model`` / ``base_revision`` override them (e.g. a local copy).
     ``merge`` (default): the adapter is merged into the base weights (PEFT ``merge_and_unload``) and
-    ``LoadedTask.model`` is a plain ``CLIPModel``: prediction as fast as the base CLIP's, logits equal to
-    the adapter's up to float rounding. ``merge=False`` keeps the ``PeftModel`` (adapter unmerged).
+    ``LoadedTask.model`` is a plain ``CLIPModel`` (``SiglipModel``): prediction as fast as the base model's, logits
+    equal to the adapter's up to float rounding. ``merge=False`` keeps the ``PeftModel`` (adapter unmerged).
     """
     from peft import PeftModel
-    from transformers import AutoTokenizer, CLIPModel
 
     folder, from_hub = resolve_task_folder(str(repo_id_or_path), task, cache_dir, token)
     # read first: a competitor's task folder also holds its state (variants/registry.py); a missing file is
@@ -141,7 +141,8 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     base_kwargs = {"cache_dir": cache_dir} if cache_dir is not None and not Path(base).is_dir() else {}
     if revision and not Path(base).is_dir():
         base_kwargs["revision"] = revision
-    clip = CLIPModel.from_pretrained(base, **base_kwargs)
+    family = family_of_checkpoint(base, **base_kwargs)  # CLIP or SigLIP (modeling/families.py)
+    clip = family.load(base, **base_kwargs)
 
     with peft_wrapping():
         if from_hub:
@@ -156,7 +157,7 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
         model = model.merge_and_unload()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    tokenizer = AutoTokenizer.from_pretrained(base, **base_kwargs)
+    tokenizer = family.tokenizer(base, clip.config, **base_kwargs)  # pads the family's way
     processor = build_image_processor(base, mode=config.get("image_preprocessing") or "hf", **base_kwargs)
     state = method.state.load(folder) if method else None
     loaded = LoadedTask(model, ckpt.load_prototypes(folder), classes, config, tokenizer, processor, str(repo_id_or_path),

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from ..evaluation.drift import card_section
+from ..modeling.families import family_named
 from ..run import checkpoints as ckpt
 from ..run.results import format_matrix, save_heatmap, save_seen_curve
 from .tasks import branch_name, looks_like_hub_id
@@ -75,7 +76,7 @@ def _card_metadata(config: dict, classes: dict, metrics: dict, rows, task: int, 
         base_model=base if looks_like_hub_id(base) else None,
         datasets=[dataset_id] if looks_like_hub_id(dataset_id) else None,
         library_name="peft",
-        tags=list(CARD_TAGS),
+        tags=[family_named(config.get("model_family")).name if tag == "clip" else tag for tag in CARD_TAGS],
         model_name=repo_id or f"segp-cl-{branch_name(task)}",
         eval_results=results or None,
         segp_cl={
@@ -96,6 +97,7 @@ def _card_body(output_dir, task: int, repo_id: str | None, config: dict, classes
     num_tasks = classes.get("num_tasks", len(rows[0]))
     base = config.get("model_name_or_path")
     base_revision = config.get("model_revision") or config.get("base_model_commit")
+    family = family_named(config.get("model_family"))  # the base model's class (runs saved before it: CLIP)
     benchmark = config.get("benchmark")
     ref = f"{repo_id or 'OUTPUT_DIR'}@{branch_name(task)}"
     source = repo_id or str(Path(output_dir))
@@ -104,7 +106,7 @@ def _card_body(output_dir, task: int, repo_id: str | None, config: dict, classes
     return f"""
 # SeGP-CL on {benchmark}: after task {task} of {num_tasks}
 
-A LoRA adapter (both CLIP towers, `lora_B` trained) and one visual prototype per seen class, learnt
+A LoRA adapter (both {family.display} towers, `lora_B` trained) and one visual prototype per seen class, learnt
 class-incrementally with SeGP-CL (variant `{config.get('variant')}`) on top of `{base}`
 (revision `{base_revision or 'default'}`). This is branch `{branch_name(task)}`; `main` holds the latest task.
 Predictions are dual-path: `s * cos(F(x), u_c) + beta * s * cos(h(x), p_c)` with beta = {config.get('beta')},
@@ -142,7 +144,7 @@ prediction = task.predict(images)          # PIL images -> prediction.class_name
 logits = task.logits(pixel_values)         # dual-path logits over the seen classes
 ```
 
-By hand: `CLIPModel.from_pretrained("{base}"{revision_line})`, then
+By hand: `{family.model_class_name}.from_pretrained("{base}"{revision_line})`, then
 `PeftModel.from_pretrained(clip, "{source}", revision="{branch_name(task)}")`; the prototypes are in
 `{ckpt.PROTOTYPES_FILE}`, the class names in `{ckpt.CLASSES_FILE}`, the settings in `{ckpt.CONFIG_FILE}`.
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.pixel_cache import model_pixels
-from ..modeling.student import clip_of, device_of, encode_images, image_encoder
+from ..modeling.student import clip_of, device_of, encode_images, family_of, image_encoder
 from ..run.console import progress
 from ..run.distributed import distributed_world, gather_shards, shard_bounds
 from .losses import clip_logits
@@ -122,6 +122,6 @@ def build_anchors(model, state, args, old_text: torch.Tensor, image_embeds: torc
 def _empty_anchor_share(model, args, old_text, device):
     config = clip_of(model).config
     size = config.vision_config.image_size
-    raw_width = config.vision_config.hidden_size if args.raw_feature == "pre_projection" else config.projection_dim
+    raw_width = family_of(model).raw_width(config, args.raw_feature)
     return ([torch.zeros(0, 3, size, size, device=device)], [torch.zeros(0, old_text.shape[0], device=device)],
             [torch.zeros(0, raw_width, device=device)])

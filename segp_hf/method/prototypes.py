@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..modeling.student import clip_of, device_of, encode_dataset, encode_images, eval_mode, float32_heads
+from ..modeling.student import clip_of, device_of, encode_dataset, encode_images, eval_mode, family_of, float32_heads
 from ..run.distributed import distributed_world
 from .losses import clip_logits
 
@@ -126,8 +126,7 @@ def _new_class_means(model, task_state, args) -> torch.Tensor:
 
 def _empty_sums(model, num_classes, raw_feature, width=None):
     """Zero sums/counts for a rank whose shard is empty (more ranks than images)."""
-    config = clip_of(model).config
-    width = width or (config.vision_config.hidden_size if raw_feature == "pre_projection" else config.projection_dim)
+    width = width or family_of(model).raw_width(clip_of(model).config, raw_feature)
     device = device_of(model)
     return torch.zeros(num_classes, width, device=device), torch.zeros(num_classes, dtype=torch.long, device=device)
 

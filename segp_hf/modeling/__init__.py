@@ -1,1 +1,2 @@
-"""The model: the PEFT-LoRA CLIP student and its encoders, the image preprocessing, the offline toy CLIP."""
+"""The model: the PEFT-LoRA student and its encoders, one adapter per model family (CLIP, SigLIP), the image
+preprocessing, the offline toy CLIP."""

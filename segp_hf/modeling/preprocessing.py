@@ -4,10 +4,11 @@ transformers 5.x's ``CLIPImageProcessor`` is the torchvision backend when torchv
 silently falls back to ``CLIPImageProcessorPil`` when it is not, so a GPU box and CI could feed the model
 different pixels. ``image_preprocessing`` picks one:
 
-- ``hf`` (default): ``CLIPImageProcessorPil`` with the checkpoint's preprocessor config, on every machine.
-- ``openai``: OpenAI CLIP's own transform (``clip/clip.py`` ``_transform`` in github:openai/CLIP):
-  bicubic resize of the short side, center crop, RGB, ``ToTensor``, normalise, written here with PIL and
-  numpy (torchvision's PIL path is PIL's ``resize``; its crop offsets are ``round((h - th) / 2)``).
+- ``hf`` (default): ``CLIPImageProcessorPil`` (``SiglipImageProcessorPil`` for a SigLIP checkpoint) with the
+  checkpoint's preprocessor config, on every machine.
+- ``openai`` (CLIP checkpoints only): OpenAI CLIP's own transform (``clip/clip.py`` ``_transform`` in
+  github:openai/CLIP): bicubic resize of the short side, center crop, RGB, ``ToTensor``, normalise, written here
+  with PIL and numpy (torchvision's PIL path is PIL's ``resize``; its crop offsets are ``round((h - th) / 2)``).
   ``benchmarks/preprocessing_diff.py`` measures how far ``hf`` is from it.
 """
 
@@ -65,8 +66,11 @@ class OpenAICLIPTransform:
 
 
 def build_image_processor(model_path: str, revision: str | None = None, mode: str = "hf", **kwargs):
-    """The preprocessing of ``mode`` (see the module doc) for a CLIP checkpoint's preprocessor config."""
-    from transformers import CLIPImageProcessorPil
+    """The preprocessing of ``mode`` (see the module doc) for a checkpoint's preprocessor config, by its model
+    family (``families.py``): CLIP's or SigLIP's PIL processor; ``openai`` exists for CLIP only."""
+    import transformers
+
+    from .families import family_of_checkpoint
 
     if mode not in IMAGE_PREPROCESSING:
         from ..errors import RecipeError
@@ -74,7 +78,9 @@ def build_image_processor(model_path: str, revision: str | None = None, mode: st
         raise RecipeError(f"image_preprocessing={mode!r} is not valid; choose one of: {', '.join(IMAGE_PREPROCESSING)}")
     if revision:
         kwargs["revision"] = revision
-    processor = CLIPImageProcessorPil.from_pretrained(model_path, **kwargs)
+    family = family_of_checkpoint(model_path, **kwargs)
+    family.check_preprocessing(mode)
+    processor = getattr(transformers, family.processor_class_name).from_pretrained(model_path, **kwargs)
     if mode == "hf":
         return processor
     size = processor.size.get("shortest_edge") or processor.size.get("height")

@@ -1,7 +1,8 @@
-"""The PEFT-LoRA CLIP student and its feature helpers.
+"""The PEFT-LoRA student (a CLIPModel or a SiglipModel: ``families.py``) and its feature helpers.
 
 LoRA sits in both towers; only ``lora_B`` trains (A keeps its random init, B starts at zero), so with
-the adapter disabled the model is exactly the pretrained CLIP.
+the adapter disabled the model is exactly the pretrained checkpoint. What differs between model families
+(the features, the logit scale, which layers LoRA may target) is asked of the model's family.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch.utils.data import DataLoader
-from transformers import CLIPModel
 
 from ..data.pixel_cache import model_pixels
 from ..data.ready_batches import ready_batches
+from .families import ModelFamily, family_of_checkpoint, family_of_config
 
 ADAPTER_NAME = "default"
 
@@ -33,11 +34,14 @@ def resolve_model_path(model_name_or_path: str) -> str:
     return model_name_or_path
 
 
-def load_clip(model_name_or_path: str, revision: str | None = None, dtype=None) -> CLIPModel:
+def load_clip(model_name_or_path: str, revision: str | None = None, dtype=None):
+    """The checkpoint as its family's model class (``CLIPModel``, ``SiglipModel``); another kind is refused."""
     kwargs = {"revision": revision} if revision else {}
+    path = resolve_model_path(model_name_or_path)
+    family = family_of_checkpoint(path, **kwargs)
     if dtype is not None:
         kwargs["dtype"] = dtype
-    return CLIPModel.from_pretrained(resolve_model_path(model_name_or_path), **kwargs)
+    return family.load(path, **kwargs)
 
 
 def lora_config(r: int = 32, alpha: float | None = None, target_modules=("k_proj", "v_proj", "fc1", "fc2"), dropout: float = 0.0) -> LoraConfig:
@@ -95,11 +99,19 @@ def build_lora_clip(
     init_A: str = "kaiming",
     seed: int = 0,
 ) -> PeftModel:
-    """A CLIPModel from a Hub id or local path with LoRA in both towers: B-only by default; ``trainable``,
-    ``init_A`` and ``seed`` as in :func:`configure_lora`."""
+    """A CLIPModel or SiglipModel from a Hub id or local path with LoRA in both towers: B-only by default;
+    ``trainable``, ``init_A`` and ``seed`` as in :func:`configure_lora`."""
     base = load_clip(model_name_or_path, revision=revision, dtype=dtype)
+    return add_lora(base, r, alpha, target_modules, dropout, trainable, init_A, seed)
+
+
+def add_lora(base, r: int = 32, alpha: float | None = None, target_modules=("k_proj", "v_proj", "fc1", "fc2"),
+             dropout: float = 0.0, trainable: str = "B", init_A: str = "kaiming", seed: int = 0) -> PeftModel:
+    """``base`` with LoRA on ``target_modules`` (checked against its own layer names by its family, which also
+    decides which layers they name: families.py)."""
+    targets = family_of(base).lora_targets(base, target_modules)
     with peft_wrapping():
-        model = get_peft_model(base, lora_config(r, alpha, target_modules, dropout))
+        model = get_peft_model(base, lora_config(r, alpha, targets, dropout))
     train_only_lora_B(model)
     if (trainable, init_A) != ("B", "kaiming"):
         configure_lora(model, trainable, init_A, seed)
@@ -111,26 +123,31 @@ def lora_choices(config) -> dict:
     return {"trainable": config.lora_trainable, "init_A": config.lora_init_A, "seed": config.seed}
 
 
-def clip_of(model) -> CLIPModel:
-    """The CLIPModel inside a PeftModel (LoRA layers are injected in place), DDP wrapper or not."""
+def clip_of(model):
+    """The base model (CLIPModel, SiglipModel) inside a PeftModel (LoRA layers are injected in place), DDP wrapper
+    or not."""
     model = getattr(model, "module", model)
     return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
+def family_of(model) -> ModelFamily:
+    """The model family of ``model`` (a base model, a PeftModel, a DDP wrapper), from its config's ``model_type``."""
+    return family_of_config(clip_of(model).config)
+
+
 def logit_scale_of(model) -> float:
-    return float(clip_of(model).logit_scale.detach().exp())
+    """``exp(t)``, the scale of the method's logits ``s * cos`` (SigLIP's bias is left out: families.py)."""
+    clip = clip_of(model)
+    return family_of_config(clip.config).logit_scale(clip)
 
 
 def encode_images(model, pixel_values: torch.Tensor, raw_feature: str = "pre_projection"):
-    """(normalised projected embeddings F(x), raw features h(x)) with one vision forward.
-
-    ``pre_projection``: pooled CLS after post-layernorm; ``projected``: projection before normalising.
-    """
+    """(normalised image embeddings F(x), raw features h(x)) with one vision forward; what ``raw_feature`` names
+    is the family's (CLIP: ``pre_projection`` the pooled CLS after post-layernorm, ``projected`` the projection
+    before normalising; SigLIP: both the attention-pooling head's output)."""
     clip = clip_of(model)
-    pooled = clip.vision_model(pixel_values=pixel_values).pooler_output
-    projected = clip.visual_projection(pooled).float()  # the towers may run in bf16; the heads never do
-    raw = pooled.float() if raw_feature == "pre_projection" else projected
-    return F.normalize(projected, dim=-1), raw
+    embeds, raw = family_of_config(clip.config).image_features(clip, pixel_values, raw_feature)
+    return F.normalize(embeds, dim=-1), raw
 
 
 def device_of(model) -> torch.device:
@@ -153,10 +170,9 @@ def encode_dataset(model, dataset, collator, batch_size, raw_feature, normalizer
 
 
 def encode_texts(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Normalised projected text embeddings G(prompt)."""
+    """Normalised text embeddings G(prompt)."""
     clip = clip_of(model)
-    pooled = clip.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-    return F.normalize(clip.text_projection(pooled).float(), dim=-1)
+    return F.normalize(family_of_config(clip.config).text_features(clip, input_ids, attention_mask), dim=-1)
 
 
 @contextmanager
@@ -212,8 +228,8 @@ def merged_copy(model) -> torch.nn.Module:
 
     The merge runs on a deep copy (PEFT ``merge_and_unload``); ``model`` itself is never merged or
     unmerged, so its weights stay bit-exact (training and resume are unaffected). The copy is a plain
-    ``CLIPModel`` in eval mode with no trainable parameter, on ``model``'s device and dtype; its logits
-    equal the adapter's up to float rounding of ``W + scale * B @ A``. It costs one extra copy of the
+    ``CLIPModel`` (``SiglipModel``) in eval mode with no trainable parameter, on ``model``'s device and dtype; its
+    logits equal the adapter's up to float rounding of ``W + scale * B @ A``. It costs one extra copy of the
     model's weights while it lives. A model without a PEFT adapter is returned as it is.
     """
     peft_model = getattr(model, "module", model)  # a DDP wrapper: its module

@@ -259,32 +259,29 @@ def _save(model, tokenizer, processor, output_dir: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def _embedding(output) -> torch.Tensor:
-    """``get_*_features`` returns the projected embedding as a tensor or, in transformers 5, inside an
-    output object's ``pooler_output``."""
-    return output.pooler_output if hasattr(output, "pooler_output") else output
-
-
 @torch.no_grad()
 def zero_shot_accuracy(model_path: str, dataset, template: str = "a good photo of a {}.", batch_size: int = 256,
                        image_column: str = "image", label_column: str = "label") -> float:
-    """Zero-shot top-1 accuracy of the CLIP at ``model_path`` on ``dataset``: each image is assigned the
-    class whose prompt ``template.format(name)`` matches best, over the names of the dataset's
-    ``ClassLabel`` (so logits span exactly those classes)."""
-    from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
+    """Zero-shot top-1 accuracy of the checkpoint at ``model_path`` (the toy CLIP, or any CLIP / SigLIP, through its
+    model family: modeling/families.py) on ``dataset``: each image is assigned the class whose prompt
+    ``template.format(name)`` matches best, over the names of the dataset's ``ClassLabel`` (so logits span
+    exactly those classes)."""
+    from .families import family_of_checkpoint
+    from .preprocessing import build_image_processor as checkpoint_processor
 
-    model = CLIPModel.from_pretrained(model_path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    processor = CLIPImageProcessor.from_pretrained(model_path)
+    family = family_of_checkpoint(model_path)
+    model = family.load(model_path).eval()
+    tokenizer = family.tokenizer(model_path, model.config)
+    processor = checkpoint_processor(model_path)
     names = dataset.features[label_column].names
     prompts = [template.format(name.replace("_", " ")) for name in names]
     text = tokenizer(prompts, padding=True, truncation=True, return_tensors="pt")
-    text_features = F.normalize(_embedding(model.get_text_features(**text)), dim=-1)
+    text_features = F.normalize(family.text_features(model, text["input_ids"], text.get("attention_mask")), dim=-1)
     correct = 0
     for start in range(0, len(dataset), batch_size):
         rows = dataset[start:start + batch_size]
         pixels = processor(images=list(rows[image_column]), return_tensors="pt")["pixel_values"]
-        image_features = _embedding(model.get_image_features(pixel_values=pixels))
+        image_features = family.image_features(model, pixels, "projected")[0]
         prediction = (F.normalize(image_features, dim=-1) @ text_features.t()).argmax(dim=-1)
         correct += (prediction == torch.as_tensor(rows[label_column])).sum().item()
     return correct / len(dataset)

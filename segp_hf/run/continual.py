@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, default_data_collator, set_seed
+from transformers import default_data_collator, set_seed
 
 from ..callbacks import NonFiniteLossCallback, PrototypeCallback, TeacherTargetsCallback, diverged_advice
 from ..data.pixel_cache import GIB
@@ -33,7 +33,7 @@ from ..hub.push import hub_repo_id, pusher_from_config
 from ..method.task_state import TaskState
 from ..method.teacher import prepare_teacher_targets
 from ..modeling.preprocessing import build_image_processor
-from ..modeling.student import build_lora_clip, clip_of, logit_scale_of, lora_choices, resolve_model_path
+from ..modeling.student import build_lora_clip, clip_of, family_of, logit_scale_of, lora_choices, resolve_model_path
 from ..recipe import config_to_dict
 from ..trainer import SeGPTrainer
 from ..variants.registry import competitor, held_out_scorer
@@ -53,9 +53,10 @@ def build_scenario(model_args, data_args, benchmark: LoadedBenchmark | None = No
     """The task split and prompt template of a run (``benchmark`` overrides the registry, for tests);
     ``config`` places the pixel cache (output_dir, DataLoader workers), shared by ``peers`` (a MachinePeers:
     the ranks of this machine; default: asked of every rank, a collective)."""
-    benchmark = benchmark or load_benchmark(data_args)
+    # the processor first: it reads the checkpoint's config, so a model family we do not run is refused before data
     processor = build_image_processor(resolve_model_path(model_args.model_name_or_path), model_args.model_revision,
                                       data_args.image_preprocessing)
+    benchmark = benchmark or load_benchmark(data_args)
     where = {}
     if config is not None:  # every rank: the ranks of one machine share one pixel cache
         peers = peers or machine_peers(config.world_size)
@@ -85,11 +86,13 @@ class ContinualRunner:
         self.variant = competitor(config.variant, self.model, config.seed, self.training_device())  # else None
         # The base model's commit as loaded (None for a local path): lets load_task pin the base revision.
         self.run_config["base_model_commit"] = getattr(clip_of(self.model).config, "_commit_hash", None)
+        family = family_of(self.model)  # CLIP or SigLIP (modeling/families.py): the model card names its class
+        self.run_config["model_family"] = family.name
         # The dataset's commit as loaded from the Hub (None for local or built data, or offline and never resolved).
         self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")
         self.pusher = None  # set on the main process by run() when pushing is requested
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model_args.model_name_or_path),
-                                                       revision=model_args.model_revision)
+        self.tokenizer = family.tokenizer(resolve_model_path(model_args.model_name_or_path), clip_of(self.model).config,
+                                          revision=model_args.model_revision)  # pads the family's way
         self.retention_before, self.retention_after = None, None  # zero_shot_sets, {set: accuracy %}
         self.retention_seconds = {}  # wall time of each retention measurement of this process ("before", "after")
         self._held_out = None  # the zero-shot sets this rank scores (HeldOutSets), loaded on first use
@@ -111,7 +114,7 @@ class ContinualRunner:
         self.stop = StopRequest()  # SIGTERM / SIGINT while run() runs (run/preemption.py)
 
     def build_model(self):
-        """The PEFT-LoRA CLIP student; the seed is set first, as LoRA A's random init depends on it."""
+        """The PEFT-LoRA student (CLIP or SigLIP); the seed is set first, as LoRA A's random init depends on it."""
         set_seed(self.config.seed)
         args = self.model_args
         return build_lora_clip(args.model_name_or_path, r=args.lora_r, alpha=args.lora_alpha,

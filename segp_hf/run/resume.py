@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 # Settings that may differ between an interrupted run and its resumption without changing results.
 RESUME_FREE_KEYS = {"output_dir", "logging_steps", "report_to", "per_device_eval_batch_size", "dpgd_batch_size",
                     "hub_push_retries", "hub_push_backoff", "base_model_commit", "dataset_commit", "zero_shot_sets",
+                    "model_family",  # derived from the model, which is compared
                     "zero_shot_revisions", "zero_shot_every_task", "zero_shot_data_dir", "zero_shot_max_images",
                     "pixel_cache", "pixel_cache_budget_gb"}  # the cache gives bit-identical inputs
 # What a branch (train --resume_from) must keep: the adapter's shape and the task sequence.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...modeling.student import clip_of, encode_dataset, encode_images, float32_heads
+from ...modeling.student import clip_of, encode_dataset, encode_images, family_of, float32_heads
 from ..base import load_state, save_state
 from . import math as rapf
 
@@ -28,7 +28,7 @@ class RAPFState:
     def fresh(cls, model, seed: int, device=None) -> "RAPFState":
         """R1: ``nn.Linear``'s default init of W (projection dim x projection dim), drawn from a generator seeded
         by the run's seed."""
-        dim = clip_of(model).config.projection_dim
+        dim = family_of(model).embed_dim(clip_of(model).config)
         weight = rapf.init_adapter(dim, torch.Generator().manual_seed(seed))
         return cls(torch.nn.Parameter(weight.to(device)))
 
