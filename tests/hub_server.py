@@ -110,10 +110,12 @@ class _Correcting(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
             status, data = 206, data[start:end + 1]
         headers.update(extra)
+        # HEAD: the size olah gives for the body it did not send (huggingface_hub takes it as the file's size)
+        length = {k.lower(): v for k, v in upstream_headers}.get("content-length") if method == "HEAD" else None
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", length if length is not None and not extra else str(len(data)))
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
@@ -172,3 +174,63 @@ class HubServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def client_env(endpoint: str, home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh process that reaches the Hub at ``endpoint`` as a user would (``HF_ENDPOINT``),
+    with an empty HF cache under ``home`` and offline mode lifted only there; loopback only, never a proxy."""
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+            "TRANSFORMERS_OFFLINE": "0", "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
+            "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+            "NO_PROXY": LOOPBACK, "no_proxy": LOOPBACK, **extra}
+
+
+class RecordedPushes:
+    """What an autospec'd ``HfApi`` is asked to write, written as the Hub would into a local git repo that
+    ``HubServer`` serves (``mirrors/models/ORG/NAME``): ``create_repo`` makes the repo with the Hub's first commit
+    (``.gitattributes`` on ``main``), ``create_branch`` a branch at ``revision``, ``upload_folder`` one commit on
+    ``revision`` adding or replacing the folder's files (the Hub's upload never deletes what it does not name)."""
+
+    def __init__(self, server: HubServer):
+        self.server = server
+
+    def folder(self, repo_id: str) -> Path:
+        return self.server.mirrors / "models" / repo_id
+
+    def _git(self, repo_id: str, *args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=hub", "-c", "user.email=hub@localhost", *args],
+                              cwd=self.folder(repo_id), check=True, capture_output=True, text=True).stdout.strip()
+
+    def wire(self, api) -> None:
+        api.whoami.return_value = {"name": "someone"}
+        api.create_repo.side_effect = self.create_repo
+        api.create_branch.side_effect = self.create_branch
+        api.upload_folder.side_effect = self.upload_folder
+
+    def create_repo(self, repo_id, *args, exist_ok=False, **kwargs):
+        if (self.folder(repo_id) / ".git").exists():
+            if not exist_ok:
+                raise RuntimeError(f"{repo_id} exists")
+            return
+        git_repo(self.folder(repo_id), {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
+                 "initial commit")
+
+    def create_branch(self, repo_id, *args, branch, revision=None, exist_ok=False, **kwargs):
+        if self._git(repo_id, "branch", "--list", branch):
+            if not exist_ok:
+                raise RuntimeError(f"branch {branch} exists")
+            return
+        self._git(repo_id, "branch", branch, revision or "main")
+
+    def upload_folder(self, *args, repo_id, folder_path, revision=None, commit_message="upload", **kwargs):
+        self._git(repo_id, "checkout", "-q", revision or "main")
+        source = Path(folder_path)
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and ".git" not in path.relative_to(source).parts:
+                target = self.folder(repo_id) / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+        self._git(repo_id, "add", "-A")
+        self._git(repo_id, "commit", "-q", "--allow-empty", "-m", commit_message)
+        return self._git(repo_id, "rev-parse", "HEAD")

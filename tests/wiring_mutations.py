@@ -107,6 +107,7 @@ MUTATIONS = [
     ('build folder left behind', 'segp_hf/data/hub_sources.py', '        shutil.rmtree(build, ignore_errors=True)  # the rows are kept once', '        pass  # the rows are kept once', 'test_hub_data.py::read_error'),
     ('rows keyed by the revision name', 'segp_hf/data/hub_sources.py', '    revision = commit or resolve_commit(source, revision) or revision', '    revision = revision', 'test_hub_data.py::per_resolved_commit'),
     ('offline commit pointer ignored', 'segp_hf/data/hub_sources.py', '    return ref.read_text().strip() if ref.is_file() else None', '    return None', 'test_hub_data.py::per_resolved_commit'),
+    ('load_task ignores the task in the reference', 'segp_hf/hub/inference.py', '    repo_id_or_path, task = _source_and_task(repo_id_or_path, task)\n', '    repo_id_or_path = str(repo_id_or_path)\n', 'test_hub_tasks_over_http.py::command_lines_task_reference'),
     ('dataset commit not recorded', 'segp_hf/run/continual.py', 'self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")', 'self.run_config["dataset_commit"] = None', 'test_hub_data.py::recorded_in_the_saved'),
     ('ranks decode the whole split', 'segp_hf/data/ready_batches.py', '            mine = store.share(missing)\n', '            mine = np.ones(len(missing), dtype=bool)\n', 'test_pixel_cache.py::share_when'),
     ('shared store files left behind', 'segp_hf/data/ready_batches.py', '                store.release_name()  # every peer', '                pass  # every peer', 'test_pixel_cache.py::ranks_of_a_machine'),
