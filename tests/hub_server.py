@@ -14,6 +14,7 @@ need the server are skipped. Nothing here reaches any address but 127.0.0.1.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
@@ -43,9 +44,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated", branch: str = "main") -> str:
+def lfs_pointer(folder: Path, data: bytes) -> bytes:
+    """The git-lfs pointer of ``data``, its object stored where olah reads a local repo's LFS objects
+    (``.git/lfs/objects/ab/cd/<sha256>``, git-lfs's own layout)."""
+    oid = hashlib.sha256(data).hexdigest()
+    target = folder / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(data)}\n".encode()
+
+
+def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated", branch: str = "main",
+             lfs: tuple[str, ...] = ()) -> str:
     """A git repo at ``folder`` holding ``files`` (path -> bytes) in one new commit on ``branch`` (made from the
-    current one when new); its commit id."""
+    current one when new); files whose name ends with one of ``lfs`` are committed as git-lfs pointers, as the Hub
+    stores them. Its commit id."""
     folder.mkdir(parents=True, exist_ok=True)
     run = lambda *args: subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True)
     if not (folder / ".git").exists():
@@ -54,7 +67,7 @@ def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated",
         run("checkout", "-q", "-B", branch)
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
+        (folder / name).write_bytes(lfs_pointer(folder, data) if name.endswith(lfs) else data)
     run("add", "-A")
     run("-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", message)
     return run("rev-parse", "HEAD").stdout.strip()
@@ -159,8 +172,9 @@ class HubServer:
                 time.sleep(0.2)
         raise RuntimeError("olah did not start listening")
 
-    def dataset_repo(self, repo_id: str, files: dict[str, bytes], message: str = "fabricated") -> str:
-        return git_repo(self.mirrors / "datasets" / repo_id, files, message)
+    def dataset_repo(self, repo_id: str, files: dict[str, bytes], message: str = "fabricated",
+                     lfs: tuple[str, ...] = ()) -> str:
+        return git_repo(self.mirrors / "datasets" / repo_id, files, message, lfs=lfs)
 
     def model_repo(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
         return git_repo(self.mirrors / "models" / repo_id, files, f"files of {branch}", branch)

@@ -111,6 +111,8 @@ MUTATIONS = [
     ('card dataset not the benchmark source', 'segp_hf/hub/model_card.py', 'source = None if own or config.get("data_dir") else SOURCES.get(config.get("benchmark"))', 'source = None', 'test_hub.py::metadata_the_hub_renders'),
     ('zero-shot accuracy not on the card', 'segp_hf/hub/model_card.py', '_zero_shot_sources(config, saved.get("zero_shot_retention")).items()', '{}.items()', 'test_hub.py::metadata_the_hub_renders'),
     ('eval results files not written', 'segp_hf/hub/model_card.py', '    _write_eval_results(output_dir, task, repo_id)\n', '', 'test_hub.py::metadata_the_hub_renders'),
+    ('dry run without the zero-shot revisions', 'segp_hf/commands/plan.py', 'for line in transfer_lines(data_args) + zero_shot_lines(data_args):', 'for line in transfer_lines(data_args):', 'test_hub_data_over_http.py::dry_run'),
+    ('dry run prints the zero-shot pin', 'segp_hf/commands/plan.py', 'revision = revisions.get(name) or source.revision or', 'revision = source.revision or', 'test_hub_data.py::each_zero_shot_set'),
     ('dataset commit not recorded', 'segp_hf/run/continual.py', 'self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")', 'self.run_config["dataset_commit"] = None', 'test_hub_data.py::recorded_in_the_saved'),
     ('ranks decode the whole split', 'segp_hf/data/ready_batches.py', '            mine = store.share(missing)\n', '            mine = np.ones(len(missing), dtype=bool)\n', 'test_pixel_cache.py::share_when'),
     ('shared store files left behind', 'segp_hf/data/ready_batches.py', '                store.release_name()  # every peer', '                pass  # every peer', 'test_pixel_cache.py::ranks_of_a_machine'),
