@@ -5,7 +5,9 @@ differs from the Hub for local repos (docs/benchmarks.md, "A Hub mirror"):
 - it ignores HTTP Range (``datasets`` streams parquet by reading its footer by range): the layer answers 206 with
   the asked bytes;
 - it answers 500 for a missing file (Hub: 404 ``EntryNotFound``);
-- it answers 401 for a missing revision (Hub: 404 ``RevisionNotFound``; a missing repo: 404 ``RepoNotFound``);
+- it answers 401 for a missing revision (Hub: 404 ``RevisionNotFound``; a missing repo: 404 ``RepoNotFound``) and
+  for the tree of a folder a revision lacks (Hub: 404 ``EntryNotFound``; transformers lists
+  ``additional_chat_templates/`` of every tokenizer repo it loads);
 - it answers 401 for a repo's info without a revision (the Hub gives the default branch's): asked at ``main``.
 
 olah is found as ``$SEGP_HF_OLAH`` (its ``olah-cli``), on PATH, or beside this Python; without it the tests that
@@ -26,10 +28,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 LOOPBACK = "127.0.0.1"
 _REPO = re.compile(r"^/api/(models|datasets)/([^/]+/[^/?]+)")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_TREE = re.compile(r"^/api/(?:models|datasets)/[^/]+/[^/]+/tree/([^/?]+)/[^?]+")
 
 
 def olah_command() -> str | None:
@@ -110,7 +114,14 @@ class _Correcting(BaseHTTPRequestHandler):
     def _missing(self, path: str) -> str:
         match = _REPO.match(path) or re.match(r"^/(?:(datasets)/)?([^/]+/[^/]+)/resolve/", path)
         kind, repo = (match.group(1) or "models", match.group(2)) if match else ("models", "")
-        return "RevisionNotFound" if repo and (self.mirrors / kind / repo / ".git").exists() else "RepoNotFound"
+        folder = self.mirrors / kind / repo
+        if not repo or not (folder / ".git").exists():
+            return "RepoNotFound"
+        tree = _TREE.match(path)  # a folder the revision lacks (the Hub: 404 EntryNotFound; olah: 401)
+        if tree and subprocess.run(["git", "rev-parse", "-q", "--verify", f"{unquote(tree.group(1))}^{{commit}}"],
+                                   cwd=folder, capture_output=True, check=False).returncode == 0:
+            return "EntryNotFound"
+        return "RevisionNotFound"
 
     def _answer(self, method, status, upstream_headers, extra, data):
         wanted = _RANGE.match(self.headers.get("Range", "").strip())

@@ -350,6 +350,39 @@ def test_load_task_by_revision_from_offline_cache(pushed_run, tiny_clip_dir, tin
         inference.load_task(REPO, task=5, cache_dir=tmp_path)
 
 
+def test_the_base_commit_is_read_from_the_hf_cache_and_a_resumed_run_loads_it(pushed_run, tmp_path, monkeypatch):
+    """transformers 5 sets no ``config._commit_hash``: the commit a Hub base loaded at is read from the cache's
+    snapshot folder (before: base_model_commit was always None); resuming without --model_revision loads the base at
+    the commit the finished tasks used, not at a main that moved (before: the newest)."""
+    from types import SimpleNamespace
+
+    from huggingface_hub import constants
+
+    from segp_hf.hub.tasks import model_commit
+    from segp_hf.run.resume import resumed_base_revision
+
+    sha = secrets.token_hex(20)
+    snapshot = tmp_path / "cache" / "models--org--base" / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "cache" / "models--org--base" / "refs").mkdir()
+    (tmp_path / "cache" / "models--org--base" / "refs" / "main").write_text(sha)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert model_commit("org/base") == sha and model_commit("org/base", "f" * 40) == "f" * 40
+    assert model_commit(str(snapshot)) is None  # a local folder
+
+    run = tmp_path / "run"
+    shutil.copytree(pushed_run[0], run)
+    config = json.loads((run / "task-2" / "segp_config.json").read_text())
+    config.update(model_name_or_path="org/base", base_model_commit=sha)
+    (run / "task-2" / "segp_config.json").write_text(json.dumps(config))
+    args = lambda name, revision=None: SimpleNamespace(model_name_or_path=name, model_revision=revision)  # noqa: E731
+    assert resumed_base_revision(run, args("org/base")) == sha
+    assert resumed_base_revision(run, args("org/base", "v2")) == "v2"  # the command line's wins
+    assert resumed_base_revision(run, args("org/other")) is None
+    assert resumed_base_revision(tmp_path / "nothing", args("org/base")) is None
+
+
 def test_parse_checkpoint_ref():
     assert parse_checkpoint_ref("user/run@task-3") == ("user/run", 3)
     assert parse_checkpoint_ref("out/dir@2") == ("out/dir", 2)
