@@ -76,5 +76,8 @@ def resumed_base_revision(output_dir, model_args) -> str | None:
     done = ckpt.completed_tasks(output_dir) if Path(output_dir).is_dir() else 0
     if done == 0:
         return None
-    saved = ckpt.read_json(ckpt.task_dir(output_dir, done - 1) / ckpt.CONFIG_FILE)
+    try:
+        saved = ckpt.read_json(ckpt.task_dir(output_dir, done - 1) / ckpt.CONFIG_FILE)
+    except (OSError, ValueError):  # damaged: the resume itself names the file (ckpt.check_resumable)
+        return None
     return saved.get("base_model_commit") if saved.get("model_name_or_path") == model_args.model_name_or_path else None
