@@ -376,7 +376,7 @@ def test_the_base_commit_is_read_from_the_hf_cache_and_a_resumed_run_loads_it(pu
     config = json.loads((run / "task-2" / "segp_config.json").read_text())
     config.update(model_name_or_path="org/base", base_model_commit=sha)
     (run / "task-2" / "segp_config.json").write_text(json.dumps(config))
-    args = lambda name, revision=None: SimpleNamespace(model_name_or_path=name, model_revision=revision)  # noqa: E731
+    args = lambda name, revision=None: SimpleNamespace(model_name_or_path=name, model_revision=revision)
     assert resumed_base_revision(run, args("org/base")) == sha
     assert resumed_base_revision(run, args("org/base", "v2")) == "v2"  # the command line's wins
     assert resumed_base_revision(run, args("org/other")) is None
