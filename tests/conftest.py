@@ -143,3 +143,17 @@ def tiny_settings(tiny_clip_dir, output_dir, **overrides):
     )
     recipe.update(overrides)
     return recipe
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory):
+    """A real Hub read server (tests/hub_server.py): olah on a free loopback port, offline, behind the correcting
+    layer, one for the whole session (every module's repos side by side); stopped at the end of the session."""
+    from hub_server import HubServer, olah_command
+
+    command = olah_command()
+    if command is None:
+        pytest.skip("olah is not installed (it is in the test extra)")
+    server = HubServer(tmp_path_factory.mktemp("hub-server"), command)
+    yield server
+    server.stop()

@@ -5,7 +5,9 @@ differs from the Hub for local repos (docs/benchmarks.md, "A Hub mirror"):
 - it ignores HTTP Range (``datasets`` streams parquet by reading its footer by range): the layer answers 206 with
   the asked bytes;
 - it answers 500 for a missing file (Hub: 404 ``EntryNotFound``);
-- it answers 401 for a missing revision (Hub: 404 ``RevisionNotFound``; a missing repo: 404 ``RepoNotFound``);
+- it answers 401 for a missing revision (Hub: 404 ``RevisionNotFound``; a missing repo: 404 ``RepoNotFound``) and
+  for the tree of a folder a revision lacks (Hub: 404 ``EntryNotFound``; transformers lists
+  ``additional_chat_templates/`` of every tokenizer repo it loads);
 - it answers 401 for a repo's info without a revision (the Hub gives the default branch's): asked at ``main``.
 
 olah is found as ``$SEGP_HF_OLAH`` (its ``olah-cli``), on PATH, or beside this Python; without it the tests that
@@ -14,6 +16,7 @@ need the server are skipped. Nothing here reaches any address but 127.0.0.1.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
@@ -25,10 +28,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 LOOPBACK = "127.0.0.1"
 _REPO = re.compile(r"^/api/(models|datasets)/([^/]+/[^/?]+)")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_TREE = re.compile(r"^/api/(?:models|datasets)/[^/]+/[^/]+/tree/([^/?]+)/[^?]+")
 
 
 def olah_command() -> str | None:
@@ -43,9 +48,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated", branch: str = "main") -> str:
+def lfs_pointer(folder: Path, data: bytes) -> bytes:
+    """The git-lfs pointer of ``data``, its object stored where olah reads a local repo's LFS objects
+    (``.git/lfs/objects/ab/cd/<sha256>``, git-lfs's own layout)."""
+    oid = hashlib.sha256(data).hexdigest()
+    target = folder / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(data)}\n".encode()
+
+
+def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated", branch: str = "main",
+             lfs: tuple[str, ...] = ()) -> str:
     """A git repo at ``folder`` holding ``files`` (path -> bytes) in one new commit on ``branch`` (made from the
-    current one when new); its commit id."""
+    current one when new); files whose name ends with one of ``lfs`` are committed as git-lfs pointers, as the Hub
+    stores them. Its commit id."""
     folder.mkdir(parents=True, exist_ok=True)
     run = lambda *args: subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True)
     if not (folder / ".git").exists():
@@ -54,7 +71,7 @@ def git_repo(folder: Path, files: dict[str, bytes], message: str = "fabricated",
         run("checkout", "-q", "-B", branch)
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
+        (folder / name).write_bytes(lfs_pointer(folder, data) if name.endswith(lfs) else data)
     run("add", "-A")
     run("-c", "user.name=test", "-c", "user.email=test@localhost", "commit", "-q", "-m", message)
     return run("rev-parse", "HEAD").stdout.strip()
@@ -97,7 +114,14 @@ class _Correcting(BaseHTTPRequestHandler):
     def _missing(self, path: str) -> str:
         match = _REPO.match(path) or re.match(r"^/(?:(datasets)/)?([^/]+/[^/]+)/resolve/", path)
         kind, repo = (match.group(1) or "models", match.group(2)) if match else ("models", "")
-        return "RevisionNotFound" if repo and (self.mirrors / kind / repo / ".git").exists() else "RepoNotFound"
+        folder = self.mirrors / kind / repo
+        if not repo or not (folder / ".git").exists():
+            return "RepoNotFound"
+        tree = _TREE.match(path)  # a folder the revision lacks (the Hub: 404 EntryNotFound; olah: 401)
+        if tree and subprocess.run(["git", "rev-parse", "-q", "--verify", f"{unquote(tree.group(1))}^{{commit}}"],
+                                   cwd=folder, capture_output=True, check=False).returncode == 0:
+            return "EntryNotFound"
+        return "RevisionNotFound"
 
     def _answer(self, method, status, upstream_headers, extra, data):
         wanted = _RANGE.match(self.headers.get("Range", "").strip())
@@ -110,10 +134,12 @@ class _Correcting(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
             status, data = 206, data[start:end + 1]
         headers.update(extra)
+        # HEAD: the size olah gives for the body it did not send (huggingface_hub takes it as the file's size)
+        length = {k.lower(): v for k, v in upstream_headers}.get("content-length") if method == "HEAD" else None
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", length if length is not None and not extra else str(len(data)))
         self.end_headers()
         if method != "HEAD":
             self.wfile.write(data)
@@ -157,8 +183,9 @@ class HubServer:
                 time.sleep(0.2)
         raise RuntimeError("olah did not start listening")
 
-    def dataset_repo(self, repo_id: str, files: dict[str, bytes], message: str = "fabricated") -> str:
-        return git_repo(self.mirrors / "datasets" / repo_id, files, message)
+    def dataset_repo(self, repo_id: str, files: dict[str, bytes], message: str = "fabricated",
+                     lfs: tuple[str, ...] = ()) -> str:
+        return git_repo(self.mirrors / "datasets" / repo_id, files, message, lfs=lfs)
 
     def model_repo(self, repo_id: str, files: dict[str, bytes], branch: str = "main") -> str:
         return git_repo(self.mirrors / "models" / repo_id, files, f"files of {branch}", branch)
@@ -172,3 +199,63 @@ class HubServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def client_env(endpoint: str, home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a fresh process that reaches the Hub at ``endpoint`` as a user would (``HF_ENDPOINT``),
+    with an empty HF cache under ``home`` and offline mode lifted only there; loopback only, never a proxy."""
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0",
+            "TRANSFORMERS_OFFLINE": "0", "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
+            "PYTHONPATH": root, "OMP_NUM_THREADS": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+            "NO_PROXY": LOOPBACK, "no_proxy": LOOPBACK, **extra}
+
+
+class RecordedPushes:
+    """What an autospec'd ``HfApi`` is asked to write, written as the Hub would into a local git repo that
+    ``HubServer`` serves (``mirrors/models/ORG/NAME``): ``create_repo`` makes the repo with the Hub's first commit
+    (``.gitattributes`` on ``main``), ``create_branch`` a branch at ``revision``, ``upload_folder`` one commit on
+    ``revision`` adding or replacing the folder's files (the Hub's upload never deletes what it does not name)."""
+
+    def __init__(self, server: HubServer):
+        self.server = server
+
+    def folder(self, repo_id: str) -> Path:
+        return self.server.mirrors / "models" / repo_id
+
+    def _git(self, repo_id: str, *args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=hub", "-c", "user.email=hub@localhost", *args],
+                              cwd=self.folder(repo_id), check=True, capture_output=True, text=True).stdout.strip()
+
+    def wire(self, api) -> None:
+        api.whoami.return_value = {"name": "someone"}
+        api.create_repo.side_effect = self.create_repo
+        api.create_branch.side_effect = self.create_branch
+        api.upload_folder.side_effect = self.upload_folder
+
+    def create_repo(self, repo_id, *args, exist_ok=False, **kwargs):
+        if (self.folder(repo_id) / ".git").exists():
+            if not exist_ok:
+                raise RuntimeError(f"{repo_id} exists")
+            return
+        git_repo(self.folder(repo_id), {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"},
+                 "initial commit")
+
+    def create_branch(self, repo_id, *args, branch, revision=None, exist_ok=False, **kwargs):
+        if self._git(repo_id, "branch", "--list", branch):
+            if not exist_ok:
+                raise RuntimeError(f"branch {branch} exists")
+            return
+        self._git(repo_id, "branch", branch, revision or "main")
+
+    def upload_folder(self, *args, repo_id, folder_path, revision=None, commit_message="upload", **kwargs):
+        self._git(repo_id, "checkout", "-q", revision or "main")
+        source = Path(folder_path)
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and ".git" not in path.relative_to(source).parts:
+                target = self.folder(repo_id) / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+        self._git(repo_id, "add", "-A")
+        self._git(repo_id, "commit", "-q", "--allow-empty", "-m", commit_message)
+        return self._git(repo_id, "rev-parse", "HEAD")

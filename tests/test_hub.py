@@ -19,7 +19,7 @@ from segp_hf.data.pixel_cache import model_pixels
 from segp_hf.errors import RecipeError, TaskNotFoundError
 from segp_hf.hub import inference
 from segp_hf.hub import push as hub
-from segp_hf.hub.model_card import build_model_card
+from segp_hf.hub.model_card import build_model_card, write_task_card
 from segp_hf.hub.tasks import parse_checkpoint_ref
 from segp_hf.recipe import parse_config
 from segp_hf.run import checkpoints as ckpt
@@ -130,6 +130,50 @@ def test_card_metadata_names_hub_base_and_dataset(pushed_run, tmp_path):
     card = build_model_card(copy, 0, REPO)
     assert card.data.base_model == "openai/clip-vit-base-patch16"
     assert card.data.datasets == ["uoft-cs/cifar100"]
+
+
+def test_the_card_carries_each_accuracy_in_the_metadata_the_hub_renders(pushed_run, tmp_path):
+    """model-index (README.md) and .eval_results/ (the Hub's eval-results format), read back by huggingface_hub's
+    own classes: a cifar100 run's card names uoft-cs/cifar100 at the commit it loaded (before: the benchmark's name,
+    'cifar100', and no dataset at all), with Avg, Last, task-IL Last and the zero-shot accuracy after the task."""
+    import yaml
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    run, sha, food_sha = tmp_path / "run", "c" * 40, "f" * 40
+    shutil.copytree(pushed_run[0], run)
+    config = json.loads((run / "task-2" / "segp_config.json").read_text())
+    config.update(benchmark="cifar100", dataset_commit=sha, zero_shot_revisions=f"food101={food_sha}")
+    (run / "task-2" / "segp_config.json").write_text(json.dumps(config))
+    saved = json.loads((run / "task-2" / "metrics.json").read_text())
+    saved["metrics"]["last_til"] = 91.25
+    saved["zero_shot_retention"] = {"food101": {"before": 40.0, "after": 38.5}, "shapes_heldout": {"before": 1.0}}
+    (run / "task-2" / "metrics.json").write_text(json.dumps(saved))
+    write_task_card(run, 2, REPO)
+
+    card = ModelCard.load(run / "task-2" / "README.md")
+    assert card.data.datasets == ["uoft-cs/cifar100"]
+    metrics = saved["metrics"]
+    found = {(r.task_type, r.dataset_type, r.dataset_revision, r.metric_value) for r in card.data.eval_results}
+    assert found == {("image-classification", "uoft-cs/cifar100", sha, metrics["avg"]),
+                     ("image-classification", "uoft-cs/cifar100", sha, metrics["last"]),
+                     ("image-classification", "uoft-cs/cifar100", sha, 91.25),
+                     ("zero-shot-image-classification", "ethz/food101", food_sha, 38.5)}
+    front = yaml.safe_load((run / "task-2" / "README.md").read_text().split("---")[1])
+    name, again = model_index_to_eval_results(front["model-index"])  # the Hub's own reading of the model-index
+    assert name == REPO and [r.metric_value for r in again] == [r.metric_value for r in card.data.eval_results]
+
+    written = yaml.safe_load((run / "task-2" / ".eval_results" / "segp-cl.yaml").read_text())
+    from huggingface_hub import parse_eval_result_entries  # huggingface_hub >= 1.4 (the installed one has it)
+
+    entries = {e.task_id: e for e in parse_eval_result_entries(written)}
+    assert set(entries) == {"class-incremental-3-tasks-avg", "class-incremental-3-tasks-last",
+                            "class-incremental-3-tasks-last-til", "zero-shot"}
+    assert (entries["class-incremental-3-tasks-last"].dataset_id, entries["class-incremental-3-tasks-last"].value,
+            entries["class-incremental-3-tasks-last"].dataset_revision) == ("uoft-cs/cifar100",
+                                                                            round(metrics["last"], 4), sha)
+    assert (entries["zero-shot"].dataset_id, entries["zero-shot"].value) == ("ethz/food101", 38.5)
+    assert entries["zero-shot"].source_url.endswith(f"/{REPO}/tree/task-2")
+    assert not (pushed_run[0] / "task-2" / ".eval_results").exists()  # the toy colours are on no Hub
 
 
 def test_failed_push_is_retried_and_reported(tiny_clip_dir, tiny_benchmark, tmp_path, monkeypatch, capsys):
@@ -304,6 +348,39 @@ def test_load_task_by_revision_from_offline_cache(pushed_run, tiny_clip_dir, tin
     assert inference.load_task(REPO, cache_dir=tmp_path).task == 2  # no task: main = latest
     with pytest.raises(TaskNotFoundError, match="task-5.*available: task-0, task-1, task-2"):
         inference.load_task(REPO, task=5, cache_dir=tmp_path)
+
+
+def test_the_base_commit_is_read_from_the_hf_cache_and_a_resumed_run_loads_it(pushed_run, tmp_path, monkeypatch):
+    """transformers 5 sets no ``config._commit_hash``: the commit a Hub base loaded at is read from the cache's
+    snapshot folder (before: base_model_commit was always None); resuming without --model_revision loads the base at
+    the commit the finished tasks used, not at a main that moved (before: the newest)."""
+    from types import SimpleNamespace
+
+    from huggingface_hub import constants
+
+    from segp_hf.hub.tasks import model_commit
+    from segp_hf.run.resume import resumed_base_revision
+
+    sha = secrets.token_hex(20)
+    snapshot = tmp_path / "cache" / "models--org--base" / "snapshots" / sha
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "cache" / "models--org--base" / "refs").mkdir()
+    (tmp_path / "cache" / "models--org--base" / "refs" / "main").write_text(sha)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    assert model_commit("org/base") == sha and model_commit("org/base", "f" * 40) == "f" * 40
+    assert model_commit(str(snapshot)) is None  # a local folder
+
+    run = tmp_path / "run"
+    shutil.copytree(pushed_run[0], run)
+    config = json.loads((run / "task-2" / "segp_config.json").read_text())
+    config.update(model_name_or_path="org/base", base_model_commit=sha)
+    (run / "task-2" / "segp_config.json").write_text(json.dumps(config))
+    args = lambda name, revision=None: SimpleNamespace(model_name_or_path=name, model_revision=revision)
+    assert resumed_base_revision(run, args("org/base")) == sha
+    assert resumed_base_revision(run, args("org/base", "v2")) == "v2"  # the command line's wins
+    assert resumed_base_revision(run, args("org/other")) is None
+    assert resumed_base_revision(tmp_path / "nothing", args("org/base")) is None
 
 
 def test_parse_checkpoint_ref():

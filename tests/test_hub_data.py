@@ -129,6 +129,18 @@ def test_the_dry_run_prints_the_revision_actually_loaded():
     assert "uoft-cs/cifar100@aadb3af" in transfer_lines(data_args_for("cifar100"))[0]
 
 
+def test_the_dry_run_prints_the_revision_of_each_zero_shot_set():
+    from segp_hf.commands.plan import zero_shot_lines
+
+    args = data_args_for("cifar100", "--zero_shot_sets", "food101", "oxford_pets", "imagenet1k", "shapes_heldout",
+                         "--zero_shot_revisions", "food101=abc123")
+    assert zero_shot_lines(args) == [
+        "  zero-shot food101: hub ethz/food101@abc123",  # the command line's, not the pin
+        "  zero-shot oxford_pets: hub timm/oxford-iiit-pet@newest (not pinned: set --zero_shot_revisions)",
+        "  zero-shot imagenet1k: hub ILSVRC/imagenet-1k@49e2ee26f3810fb5a7536bbf732a7b07389a47b5",
+        "  zero-shot shapes_heldout: built locally"]
+
+
 def test_a_recipes_list_setting_is_emptied_by_none_on_the_command_line():
     from test_benchmarks import RECIPES
 

@@ -11,23 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from hub_fakes import fake_food101
-from hub_server import HubServer, olah_command
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def hub_server(tmp_path_factory):
-    """olah on a free loopback port, offline, behind the correcting layer; stopped at the end of the session."""
-    command = olah_command()
-    if command is None:
-        pytest.skip("olah is not installed (it is in the test extra)")
-    server = HubServer(tmp_path_factory.mktemp("hub-server"), command)
-    yield server
-    server.stop()
 
 
 def parquet_repo_files(split: str, dataset) -> dict[str, bytes]:

@@ -95,10 +95,28 @@ def transfer_lines(data_args) -> list[str]:
     return lines
 
 
+def zero_shot_lines(data_args) -> list[str]:
+    """The revision each zero-shot set will be loaded at (``--zero_shot_revisions``, else its pin)."""
+    from ..data.hub_sources import SOURCES
+    from ..data.zero_shot_sets import parse_set_revisions
+
+    revisions = parse_set_revisions(data_args.zero_shot_revisions)
+    lines = []
+    for name in data_args.zero_shot_sets:
+        source = SOURCES.get(name)
+        if data_args.zero_shot_data_dir or source is None:
+            where = f"local copy under {data_args.zero_shot_data_dir}" if data_args.zero_shot_data_dir else "built locally"
+            lines.append(f"  zero-shot {name}: {where}")
+            continue
+        revision = revisions.get(name) or source.revision or "newest (not pinned: set --zero_shot_revisions)"
+        lines.append(f"  zero-shot {name}: hub {source.dataset_id}@{revision}")
+    return lines
+
+
 def dry_run(model_args, data_args, config, stream=None) -> Plan:
     """Print the task plan of a run without building a model or training."""
     stream = stream or sys.stdout
-    for line in transfer_lines(data_args):  # before anything is fetched
+    for line in transfer_lines(data_args) + zero_shot_lines(data_args):  # before anything is fetched
         print(line, file=stream, flush=True)
     plan = build_plan(data_args)
     print(f"model {model_args.model_name_or_path} (not loaded), variant {config.variant}, "

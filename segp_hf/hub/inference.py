@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import torch
 
 from ..data.scenario import prompts_for, tokenize_prompts
+from ..errors import RecipeError
 from ..method.prototypes import effective_beta, task_scores
 from ..method.task_state import TaskState
 from ..modeling.families import family_of_checkpoint
@@ -20,7 +21,7 @@ from ..modeling.student import encode_texts, logit_scale_of, peft_wrapping, reso
 from ..recipe import default_settings
 from ..run import checkpoints as ckpt
 from ..variants.registry import variant_method
-from .tasks import branch_name, resolve_task_folder
+from .tasks import branch_name, parse_checkpoint_ref, resolve_task_folder
 
 
 @dataclass
@@ -115,6 +116,18 @@ class LoadedTask:
         return TaskPrediction(indices, [self.class_names[i] for i in indices.tolist()], logits)
 
 
+def _source_and_task(repo_id_or_path, task: int | None) -> tuple[str, int | None]:
+    """``"SOURCE@task-k"`` -> ``("SOURCE", k)`` (a path that exists as given is a path); the task named twice must
+    agree."""
+    source = str(repo_id_or_path)
+    if "@" not in source or Path(source).exists():
+        return source, task
+    source, named = parse_checkpoint_ref(source)
+    if task is not None and named is not None and task != named:
+        raise RecipeError(f"'{repo_id_or_path}' names {branch_name(named)} but task={task} was asked for")
+    return source, named if named is not None else task
+
+
 def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, token=None, device=None,
               base_model: str | None = None, base_revision: str | None = None, merge: bool = True) -> LoadedTask:
     """Load task ``task`` (default: the latest) of a run from a local output directory, a Hub repo
@@ -125,10 +138,12 @@ def load_task(repo_id_or_path: str, task: int | None = None, *, cache_dir=None, 
     ``merge`` (default): the adapter is merged into the base weights (PEFT ``merge_and_unload``) and
     ``LoadedTask.model`` is a plain ``CLIPModel`` (``SiglipModel``): prediction as fast as the base model's, logits
     equal to the adapter's up to float rounding. ``merge=False`` keeps the ``PeftModel`` (adapter unmerged).
+    ``repo_id_or_path`` may name the task itself, as the command line does: ``"ORG/NAME@task-3"``.
     """
     from peft import PeftModel
 
-    folder, from_hub = resolve_task_folder(str(repo_id_or_path), task, cache_dir, token)
+    repo_id_or_path, task = _source_and_task(repo_id_or_path, task)
+    folder, from_hub = resolve_task_folder(repo_id_or_path, task, cache_dir, token)
     # read first: a competitor's task folder also holds its state (variants/registry.py); a missing file is
     # named by verify_task
     config = ckpt.read_task_json(folder, ckpt.CONFIG_FILE, task) if (folder / ckpt.CONFIG_FILE).is_file() else {}

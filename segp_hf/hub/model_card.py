@@ -15,6 +15,7 @@ from .tasks import branch_name, looks_like_hub_id
 CARD_FILE = "README.md"
 HEATMAP_FILE = "acc_matrix.png"
 CURVE_FILE = "accuracy_seen.png"  # A_i after each task so far
+EVAL_RESULTS_FILE = ".eval_results/segp-cl.yaml"  # the Hub's eval-results format
 CARD_TAGS = ["continual-learning", "clip", "lora", "segp-cl"]
 METRIC_KEYS = ("avg", "last", "forgetting", "bwt", "fwt")
 
@@ -50,31 +51,110 @@ def build_model_card(output_dir, task: int, repo_id: str | None = None):
     classes = ckpt.read_json(folder / ckpt.CLASSES_FILE)
     saved = ckpt.read_json(folder / ckpt.METRICS_FILE)
     rows = accuracy_rows(output_dir, task)
-    card_data = _card_metadata(config, classes, saved.get("metrics", {}), rows, task, repo_id)
+    card_data = _card_metadata(config, classes, saved, rows, task, repo_id)
     body = _card_body(output_dir, task, repo_id, config, classes, saved, rows)
     body += card_section(output_dir, task)  # drift, when `segp-hf diagnose --model_card` ran on this run
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
-def _card_metadata(config: dict, classes: dict, metrics: dict, rows, task: int, repo_id: str | None):
-    """The card's YAML header: base model, dataset, Avg/Last as eval results, and the run's numbers."""
-    from huggingface_hub import ModelCardData
+def hub_dataset(config: dict) -> tuple[str | None, str | None]:
+    """The Hub dataset a run's benchmark was read from (``--dataset_name``, else the benchmark's source in
+    ``data/hub_sources.py``) and the commit it was read at; ``(None, None)`` for data not from the Hub (shapes, a
+    local copy)."""
+    from ..data.hub_sources import SOURCES
+
+    own = config.get("dataset_name")
+    source = None if own or config.get("data_dir") else SOURCES.get(config.get("benchmark"))
+    dataset_id = own or (source.dataset_id if source else None)
+    if not looks_like_hub_id(dataset_id):
+        return None, None
+    return dataset_id, config.get("dataset_commit") or config.get("dataset_revision") or (source and source.revision)
+
+
+def _zero_shot_sources(config: dict, table: dict | None) -> dict[str, tuple[str | None, str | None, float]]:
+    """Zero-shot set -> (its Hub dataset id or None, the revision it was loaded at, accuracy after this task)."""
+    from ..data.hub_sources import SOURCES
+    from ..data.zero_shot_sets import parse_set_revisions
+
+    try:
+        revisions = parse_set_revisions(config.get("zero_shot_revisions"))
+    except Exception:  # noqa: BLE001 - a card is still written for a run whose saved setting no longer parses
+        revisions = {}
+    found = {}
+    for name, row in (table or {}).items():
+        after = row.get("after")
+        if after is None or (isinstance(after, float) and math.isnan(after)):
+            continue
+        source = SOURCES.get(name) if config.get("zero_shot_data_dir") is None else None
+        found[name] = (source.dataset_id if source else None, revisions.get(name) or (source and source.revision),
+                       float(after))
+    return found
+
+
+def card_eval_results(config: dict, classes: dict, saved: dict) -> list:
+    """The accuracies the Hub renders from the card's ``model-index``: Avg and Last over the seen classes (and
+    task-IL Last where measured) on the benchmark's test split, and each zero-shot set's accuracy after this task."""
+    return [result for _, result in _keyed_results(config, classes, saved)]
+
+
+def _keyed_results(config: dict, classes: dict, saved: dict) -> list[tuple[str, object]]:
     from huggingface_hub.repocard_data import EvalResult
 
+    metrics, benchmark = saved.get("metrics", {}), str(config.get("benchmark"))
+    dataset_id, revision = hub_dataset(config)
+    seen, num_tasks = len(classes.get("class_names_seen", [])), classes.get("num_tasks")
+    common = {"task_type": "image-classification", "task_name": f"Class-incremental learning ({num_tasks} tasks)",
+              "dataset_type": dataset_id or benchmark, "dataset_name": benchmark, "dataset_split": "test",
+              "dataset_revision": revision, "metric_type": "accuracy"}
+    names = {"avg": "Avg accuracy over the tasks so far (%)", "last": f"Last: accuracy on the {seen} classes seen (%)",
+             "last_til": "Last, task-incremental: each task over its own classes (%)"}
+    results = [(key, EvalResult(**common, metric_value=float(metrics[key]), metric_name=name))
+               for key, name in names.items() if metrics.get(key) is not None and not math.isnan(float(metrics[key]))]
+    for name, (set_id, set_revision, after) in _zero_shot_sources(config, saved.get("zero_shot_retention")).items():
+        results.append(("zero-shot", EvalResult(
+            task_type="zero-shot-image-classification", task_name="Zero-shot retention (CLIP path)",
+            dataset_type=set_id or name, dataset_name=name, dataset_revision=set_revision, metric_type="accuracy",
+            metric_value=after, metric_name=f"Zero-shot accuracy on {name} after task {classes.get('task')} (%)")))
+    return results
+
+
+def eval_result_files(config: dict, classes: dict, saved: dict, repo_id: str | None) -> list[dict]:
+    """The same accuracies as entries of the Hub's ``.eval_results/*.yaml`` format (huggingface.co/docs/hub/
+    eval-results; huggingface_hub's ``EvalResultEntry`` / ``eval_result_entries_to_yaml`` write the same shape),
+    for the results whose dataset is on the Hub. The Hub puts them on a leaderboard only where the dataset is a
+    registered Benchmark; the model-index in README.md is what every model page renders."""
+    from huggingface_hub import constants
+
+    task, num_tasks = int(classes.get("task", 0)), classes.get("num_tasks")
+    source = ({"url": f"{constants.ENDPOINT}/{repo_id}/tree/{branch_name(task)}", "name": f"SeGP-CL {branch_name(task)}"}
+              if repo_id else None)
+    entries = []
+    for key, result in _keyed_results(config, classes, saved):
+        if not looks_like_hub_id(result.dataset_type):
+            continue
+        kind = key if key == "zero-shot" else f"class-incremental-{num_tasks}-tasks-{key.replace('_', '-')}"
+        dataset = {"id": result.dataset_type, "task_id": kind}
+        if result.dataset_revision:
+            dataset["revision"] = result.dataset_revision
+        entry = {"dataset": dataset, "value": round(result.metric_value, 4)}
+        if source:
+            entry["source"] = source
+        entry["notes"] = f"{result.metric_name}; variant {config.get('variant')}, after task {task} of {num_tasks}"
+        entries.append(entry)
+    return entries
+
+
+def _card_metadata(config: dict, classes: dict, saved: dict, rows, task: int, repo_id: str | None):
+    """The card's YAML header: base model, dataset, the accuracies as eval results (model-index), the run's numbers."""
+    from huggingface_hub import ModelCardData
+
     base = config.get("model_name_or_path")
-    benchmark = config.get("benchmark")
-    dataset_id = config.get("dataset_name") or benchmark
-    results = [
-        EvalResult(
-            task_type="image-classification", dataset_type=str(dataset_id), dataset_name=str(benchmark),
-            metric_type="accuracy", metric_value=float(metrics[key]),
-            metric_name=f"{key.capitalize()} accuracy over seen classes (%)",
-        )
-        for key in ("avg", "last") if metrics.get(key) is not None
-    ]
+    metrics = saved.get("metrics", {})
+    dataset_id, _ = hub_dataset(config)
+    results = card_eval_results(config, classes, saved)
     return ModelCardData(
         base_model=base if looks_like_hub_id(base) else None,
-        datasets=[dataset_id] if looks_like_hub_id(dataset_id) else None,
+        datasets=[dataset_id] if dataset_id else None,
         library_name="peft",
         tags=[family_named(config.get("model_family")).name if tag == "clip" else tag for tag in CARD_TAGS],
         model_name=repo_id or f"segp-cl-{branch_name(task)}",
@@ -167,4 +247,20 @@ def write_task_card(output_dir, task: int, repo_id: str | None = None) -> Path:
                     task_weights=test_sizes, title=f"Accuracy on the classes seen, tasks 0..{task}")
     path = folder / CARD_FILE
     path.write_text(str(build_model_card(output_dir, task, repo_id)))
+    _write_eval_results(output_dir, task, repo_id)
     return path
+
+
+def _write_eval_results(output_dir, task: int, repo_id: str | None) -> None:
+    """``task-k/.eval_results/segp-cl.yaml`` (pushed with the task), where some result's dataset is on the Hub."""
+    import yaml
+
+    folder = ckpt.task_dir(output_dir, task)
+    entries = eval_result_files(ckpt.read_json(folder / ckpt.CONFIG_FILE), ckpt.read_json(folder / ckpt.CLASSES_FILE),
+                                ckpt.read_json(folder / ckpt.METRICS_FILE), repo_id)
+    target = folder / EVAL_RESULTS_FILE
+    if entries:
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(yaml.safe_dump(entries, sort_keys=False))
+    elif target.is_file():
+        target.unlink()

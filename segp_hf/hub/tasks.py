@@ -1,6 +1,6 @@
 """Finding finished tasks: the branch of task k, ``SOURCE@task-k`` references, what looks like a Hub id, which
 tasks a run directory, the HF cache or a Hub repo holds, and fetching them (for ``load_task``, ``segp-hf eval``
-and ``train --resume_from``)."""
+and ``train --resume_from``); the commit a Hub base model was loaded at (``base_model_commit``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,26 @@ def branch_name(task: int) -> str:
 
 def looks_like_hub_id(value) -> bool:
     return isinstance(value, str) and bool(_HUB_ID.match(value)) and not Path(value).exists()
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def model_commit(model_name_or_path: str, revision: str | None = None) -> str | None:
+    """The commit Hub model ``model_name_or_path`` at ``revision`` (None: its default branch) was loaded at: the HF
+    cache's ``snapshots/<commit>/config.json`` that ``from_pretrained`` read (transformers 5 no longer sets
+    ``config._commit_hash``); None for a local folder or when it cannot be told."""
+    if not looks_like_hub_id(model_name_or_path):
+        return None
+    if revision and _COMMIT.fullmatch(revision):
+        return revision
+    from huggingface_hub import hf_hub_download
+
+    try:
+        config = Path(hf_hub_download(model_name_or_path, "config.json", revision=revision))
+    except Exception:  # noqa: BLE001 - the model loaded, so this only loses the record: None
+        return None
+    return config.parent.name if _COMMIT.fullmatch(config.parent.name) else None
 
 
 def parse_checkpoint_ref(ref: str) -> tuple[str, int | None]:

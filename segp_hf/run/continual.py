@@ -30,6 +30,7 @@ from ..evaluation.zero_shot import (
 )
 from ..hub.model_card import write_task_card
 from ..hub.push import hub_repo_id, pusher_from_config
+from ..hub.tasks import model_commit
 from ..method.task_state import TaskState
 from ..method.teacher import prepare_teacher_targets
 from ..modeling.preprocessing import build_image_processor
@@ -43,7 +44,7 @@ from .distributed import check_parallel_mode, machine_peers, main_process_value
 from .lock import output_dir_lock
 from .preemption import StopCallback, StopRequest, stop_requests
 from .results import CURVE_PNG, HEATMAP_PNG, format_matrix, format_metrics, task_classes, tracker_metrics, write_results
-from .resume import check_branch_config, check_resume_config, read_saved_settings
+from .resume import check_branch_config, check_resume_config, read_saved_settings, resumed_base_revision
 from .timing import task_timing, timed
 from .tracking import TrackerRun
 
@@ -77,22 +78,25 @@ class ContinualRunner:
         self.model_args, self.data_args, self.config = model_args, data_args, config
         self.allow_changed_settings = allow_changed_settings
         self.output_dir = Path(config.output_dir)
+        # What loads the base: at the commit the finished tasks used, when resuming without --model_revision.
+        self.base_args = dataclasses.replace(model_args, model_revision=resumed_base_revision(self.output_dir,
+                                                                                               model_args))
         self.peers = machine_peers(config.world_size)  # the ranks of this machine share the pixel cache
-        self.scenario, self.template = build_scenario(model_args, data_args, benchmark, config, self.peers)
+        self.scenario, self.template = build_scenario(self.base_args, data_args, benchmark, config, self.peers)
         self.run_config = ckpt.nan_to_none(
             {**config_to_dict(model_args, data_args, config), "prompt_template": self.template}
         )
         self.model = self.build_model()
         self.variant = competitor(config.variant, self.model, config.seed, self.training_device())  # else None
         # The base model's commit as loaded (None for a local path): lets load_task pin the base revision.
-        self.run_config["base_model_commit"] = getattr(clip_of(self.model).config, "_commit_hash", None)
+        self.run_config["base_model_commit"] = model_commit(model_args.model_name_or_path, self.base_args.model_revision)
         family = family_of(self.model)  # CLIP or SigLIP (modeling/families.py): the model card names its class
         self.run_config["model_family"] = family.name
         # The dataset's commit as loaded from the Hub (None for local or built data, or offline and never resolved).
         self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")
         self.pusher = None  # set on the main process by run() when pushing is requested
         self.tokenizer = family.tokenizer(resolve_model_path(model_args.model_name_or_path), clip_of(self.model).config,
-                                          revision=model_args.model_revision)  # pads the family's way
+                                          revision=self.base_args.model_revision)  # pads the family's way
         self.retention_before, self.retention_after = None, None  # zero_shot_sets, {set: accuracy %}
         self.retention_seconds = {}  # wall time of each retention measurement of this process ("before", "after")
         self._held_out = None  # the zero-shot sets this rank scores (HeldOutSets), loaded on first use
@@ -116,7 +120,7 @@ class ContinualRunner:
     def build_model(self):
         """The PEFT-LoRA student (CLIP or SigLIP); the seed is set first, as LoRA A's random init depends on it."""
         set_seed(self.config.seed)
-        args = self.model_args
+        args = self.base_args
         return build_lora_clip(args.model_name_or_path, r=args.lora_r, alpha=args.lora_alpha,
                                target_modules=args.lora_target_modules, dropout=args.lora_dropout,
                                revision=args.model_revision, **lora_choices(self.config))

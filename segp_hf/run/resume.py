@@ -66,3 +66,19 @@ def check_branch_config(saved: dict, current: dict, path: Path):
         )
     if changed:
         logger.warning("Continuing after %s with changed settings: %s", path, ", ".join(changed))
+
+
+def resumed_base_revision(output_dir, model_args) -> str | None:
+    """The base model revision to load: ``--model_revision`` when given; else, when ``output_dir`` holds finished
+    tasks of the same base, the commit they were trained on (``base_model_commit``), so that a base whose default
+    branch moved on meanwhile does not change a run (or a branch of it) halfway; else None (the newest)."""
+    if model_args.model_revision:
+        return model_args.model_revision
+    done = ckpt.completed_tasks(output_dir) if Path(output_dir).is_dir() else 0
+    if done == 0:
+        return None
+    try:
+        saved = ckpt.read_json(ckpt.task_dir(output_dir, done - 1) / ckpt.CONFIG_FILE)
+    except (OSError, ValueError):  # damaged: the resume itself names the file (ckpt.check_resumable)
+        return None
+    return saved.get("base_model_commit") if saved.get("model_name_or_path") == model_args.model_name_or_path else None
