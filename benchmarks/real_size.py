@@ -52,8 +52,9 @@ MIB = 2**20
 
 
 # ------------------------------------------------------------------------------------------------ data
-def fabricated_cifar100(folder: Path, per_class: int = 1, seed: int = 0) -> str:
-    """uoft-cs/cifar100's schema and names, random 32x32 images, train and test splits, saved to disk."""
+def fabricated_cifar100(folder: Path, per_class: int = 1, seed: int = 0, test_per_class: int | None = None) -> str:
+    """uoft-cs/cifar100's schema and names, random 32x32 images, train and test splits (``per_class`` and
+    ``test_per_class`` images per class, default the same), saved to disk."""
     import datasets
     from PIL import Image
 
@@ -64,13 +65,14 @@ def fabricated_cifar100(folder: Path, per_class: int = 1, seed: int = 0) -> str:
     features = datasets.Features({"img": datasets.Image(), "fine_label": datasets.ClassLabel(names=CIFAR100_HUB_FINE),
                                   "coarse_label": datasets.ClassLabel(names=CIFAR100_HUB_COARSE)})
 
-    def split():
-        labels = [c for c in range(100) for _ in range(per_class)]
+    def split(count):
+        labels = [c for c in range(100) for _ in range(count)]
         images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in labels]
         return datasets.Dataset.from_dict({"img": images, "fine_label": labels, "coarse_label": [c % 20 for c in labels]},
                                           features=features)
 
-    datasets.DatasetDict(train=split(), test=split()).save_to_disk(str(folder))
+    test_count = per_class if test_per_class is None else test_per_class
+    datasets.DatasetDict(train=split(per_class), test=split(test_count)).save_to_disk(str(folder))
     return str(folder)
 
 
