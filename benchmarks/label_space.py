@@ -7,15 +7,16 @@ Step: ``SeGPTrainer.compute_loss`` (CE on the current classes + ACGD on a 32-anc
 the batch in one image forward + TSGR; one text forward over the seen classes) and ``backward()``, on a CLIP built
 from the shipped ``segp_hf/assets/clip-vit-base-patch16/config.json`` (random weights), LoRA r=32 on k_proj,
 v_proj, fc1, fc2 of both towers (lora_B trained), at the last task of 10: seen classes C, of them C/10 new.
-Prompts: ``--prompt_tokens`` (16) tokens padded (CLIP's "a good photo of a {}." is 9-13 for most class names).
+Prompts: ``--prompt_tokens`` (16) tokens each, padded (the run pads to the benchmark's longest prompt; text FLOPs
+are proportional to that length).
 
 - FLOPs (exact, hardware-independent): torch.utils.flop_counter.FlopCounterMode under FakeTensorMode (shapes
   only, nothing computed), at the paper's batch (128 + 32 anchors), for every count in ``--classes`` and
   ``--project``, with eager attention (same arithmetic as SDPA, but the counter has no formula for CPU SDPA
-  and would leave the attention matmuls out: ~4% of the vision tower). The step's total is counted on the step itself; the text tower's and the vision tower's
-  forward + backward are counted on the same inputs in isolation (their FLOPs depend on shapes only; the module
-  tracker's own attribution inside one backward moves vision-backward FLOPs to the text tower, so it is not used);
-  rest = step - text - vision (projections' matmul with the seen texts, logits, losses).
+  and would leave the attention matmuls out: ~6% of the vision tower). The step's total is counted on the step
+  itself; the text tower's and the vision tower's forward + backward are counted on the same inputs in isolation
+  (their FLOPs depend on shapes only; the module tracker's own attribution inside one backward moves
+  vision-backward FLOPs to the text tower, so it is not used); rest = step - text - vision (logits, losses).
 - Wall clock (this CPU, ``--threads`` 1, bf16 autocast as the recipe, median of ``--repeats``) at the counts in
   ``--timed_classes``: the text tower forward + backward over the seen classes, the vision tower forward +
   backward on ``--timed_batch`` images (scaled linearly to 160), and the whole step at that small batch; share =
@@ -224,7 +225,8 @@ def table(report: dict) -> str:
     for row in report["flops"]:
         timed = wall.get(row["classes"])
         lines.append(f"| {row['classes']:,} | {row['step_flops'] / 1e12:.2f} | {row['text_flops'] / 1e12:.2f} | "
-                     f"{row['vision_flops'] / 1e12:.2f} | {row['rest_flops'] / 1e12:.3f} | {100 * row['text_share']:.1f}% | "
+                     f"{row['vision_flops'] / 1e12:.2f} | {row['rest_flops'] / 1e12:.3f} | "
+                     f"{100 * row['text_share']:.1f}% | "
                      + (f"{100 * timed['text_share_at_160']:.1f}% |" if timed else "- |"))
     p = report["projection"]
     lines.append(f"\nprojection: ImageNet-1k in 10 tasks: last task {100 * p['imagenet1k_10_tasks_last_task']:.1f}%, "

@@ -54,7 +54,8 @@ def check(scratch: Path, wheels_txt: Path, imports=IMPORTS) -> dict:
         where = Path(found.locate_file("")).resolve()
         report["carried"][name] = {"version": found.version, "from": str(where)}
         if found.version != version or where != scratch.resolve():
-            report["problems"].append(f"{name}: {found.version} from {where} is found first, not {version} from {scratch}")
+            report["problems"].append(f"{name}: {found.version} from {where} is found first, "
+                                      f"not {version} from {scratch}")
     report["problems"] += unmet_requirements(wanted)
     report["node"] = {name: _version(name) for name in ("torch", "transformers", "peft", "accelerate", "tokenizers",
                                                         "huggingface-hub", "pyarrow", "pandas", "fsspec", "numpy")}

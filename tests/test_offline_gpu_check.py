@@ -29,8 +29,9 @@ def test_wheels_txt_pins_one_version_of_each_and_both_scripts_read_it():
 
 def test_preflight_reports_unmet_and_clashing_requirements(tmp_path, monkeypatch):
     sys.path.insert(0, str(BENCHMARKS))
-    import wheel_preflight
     from importlib import metadata
+
+    import wheel_preflight
 
     numpy = metadata.version("numpy")
     scratch = fake_distribution(tmp_path / "scratch", "carriedpkg", "1.0",
