@@ -111,16 +111,16 @@ def run(model_dir: str, data_dir: str, output: Path, epochs: int, out: str, tiny
     epoch_recorder(runner, epoch_times)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    result = report["paper_scale"] = {"setup_s": time.perf_counter() - start, "epochs_run": epochs}
+    result = report["paper_scale"] = {"setup_s": time.perf_counter() - start, "epochs_run": epochs, "train_images": 0}
     for task in range(runner.data_args.num_tasks):
         metrics = runner.run_task(task)
+        result["train_images"] += len(runner.state.train_dataset)
         timing = runner.timing[: task + 1]
         result.update(tasks_completed=task + 1, timing=timing, epoch_s=epoch_times, last_accuracy=metrics.get("last"),
                       wall_s=time.perf_counter() - start, phases=extrapolated_totals(timing, epoch_times))
         if torch.cuda.is_available():
             result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         write_json(out, report)
-    result["train_images"] = sum(len(runner.scenario.train_dataset(task)) for task in range(runner.data_args.num_tasks))
     result["settings"] = {key: recipe[key] for key in ("num_tasks", "global_train_batch_size", "anchor_batch_size",
                                                        "anchors_per_class", "dpgd_steps", "bf16", "pixel_cache",
                                                        "dataloader_num_workers", "num_train_epochs")}
