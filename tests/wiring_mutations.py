@@ -58,6 +58,14 @@ MUTATIONS = [
     ('mgclip agent on future tasks', 'segp_hf/variants/mg_clip/state.py', '            if self.rows is None or int(classes.max()) >= self.rows.shape[0]:', '            if self.rows is None:', 'test_competitor_wiring.py::mixture'),
     ('mgclip probe result ignored', 'segp_hf/variants/mg_clip/trainer.py', '            self.args.num_train_epochs = variant_state.epochs', '            pass', 'test_competitor_wiring.py::auto_epochs'),
     ('per-epoch lr ignored', 'segp_hf/variants/schedules.py', 'if self.args.epoch_lr_schedule == "none":', 'if True:', 'test_competitor_wiring.py::per_epoch'),
+    ("real_size gradient norms not recorded", "benchmarks/real_size.py", "        trainer.add_callback(RecordNorms(task))\n", "", "test_real_size.py::tiny_mode"),
+    ("real_size text gradient not checked", "benchmarks/real_size.py", 'for tower in ("text", "vision"):', 'for tower in ("vision",):', "test_real_size.py::gradient_check"),
+    ("paper_scale epochs not timed", "benchmarks/paper_scale.py", "        trainer.add_callback(TimeEpochs(task))\n", "", "test_gpu_check.py::tiny_mode"),
+    ("paper_scale extrapolates from epoch 1", "benchmarks/paper_scale.py", "statistics.mean(epochs[1:]) if len(epochs) > 1", "statistics.mean(epochs[:1]) if len(epochs) > 1", "test_gpu_check.py::extrapolates"),
+    ("label_space vision without the anchors", "benchmarks/label_space.py", "images = torch.cat([pixels, state.anchors.pixel_values[:ANCHOR_BATCH]])", "images = pixels", "test_label_space.py::tiny"),
+    ("preflight ignores versions", "benchmarks/wheel_preflight.py", "if requirement.specifier and not requirement.specifier.contains(have, prereleases=True):", "if False:", "test_offline_gpu_check.py"),
+
+    ("real_size run with the old tokenizer end token", "benchmarks/gpu_check.py", "ids.pad_token_id, ids.bos_token_id, ids.eos_token_id = 0, 2, 3", "ids.pad_token_id, ids.bos_token_id, ids.eos_token_id = 0, 2, 49407", "test_real_size.py::tiny_mode"),
     ('explicit keys lose to defaults', 'segp_hf/recipe.py', 'return {key: value for key, value in defaults.items() if key not in explicit}', 'return dict(defaults)', 'test_competitors.py::published'),
     ('published defaults never applied', 'segp_hf/recipe.py', 'argv = _recipe_to_argv(recipe) + _recipe_to_argv(_competitor_defaults(recipe, overrides)) + overrides', 'argv = _recipe_to_argv(recipe) + overrides', 'test_competitors.py::published'),
     ('load_task ignores the competitor scorer', 'segp_hf/hub/inference.py', 'self.task_state, self.settings, self.variant_state)', 'self.task_state, self.settings, None)', 'test_competitors.py::load_task'),
@@ -108,14 +116,6 @@ MUTATIONS = [
     ('rows keyed by the revision name', 'segp_hf/data/hub_sources.py', '    revision = commit or resolve_commit(source, revision) or revision', '    revision = revision', 'test_hub_data.py::per_resolved_commit'),
     ('offline commit pointer ignored', 'segp_hf/data/hub_sources.py', '    return ref.read_text().strip() if ref.is_file() else None', '    return None', 'test_hub_data.py::per_resolved_commit'),
     ('dataset commit not recorded', 'segp_hf/run/continual.py', 'self.run_config["dataset_commit"] = self.scenario.provenance.get("commit")', 'self.run_config["dataset_commit"] = None', 'test_hub_data.py::recorded_in_the_saved'),
-    ("real_size gradient norms not recorded", "benchmarks/real_size.py", "        trainer.add_callback(RecordNorms(task))\n", "", "test_real_size.py::tiny_mode"),
-    ("real_size text gradient not checked", "benchmarks/real_size.py", 'for tower in ("text", "vision"):', 'for tower in ("vision",):', "test_real_size.py::gradient_check"),
-    ("paper_scale epochs not timed", "benchmarks/paper_scale.py", "        trainer.add_callback(TimeEpochs(task))\n", "", "test_gpu_check.py::tiny_mode"),
-    ("paper_scale extrapolates from epoch 1", "benchmarks/paper_scale.py", "statistics.mean(epochs[1:]) if len(epochs) > 1", "statistics.mean(epochs[:1]) if len(epochs) > 1", "test_gpu_check.py::extrapolates"),
-    ("label_space vision without the anchors", "benchmarks/label_space.py", "images = torch.cat([pixels, state.anchors.pixel_values[:ANCHOR_BATCH]])", "images = pixels", "test_label_space.py::tiny"),
-    ("preflight ignores versions", "benchmarks/wheel_preflight.py", "if requirement.specifier and not requirement.specifier.contains(have, prereleases=True):", "if False:", "test_offline_gpu_check.py"),
-
-    ("real_size run with the old tokenizer end token", "benchmarks/gpu_check.py", "ids.pad_token_id, ids.bos_token_id, ids.eos_token_id = 0, 2, 3", "ids.pad_token_id, ids.bos_token_id, ids.eos_token_id = 0, 2, 49407", "test_real_size.py::tiny_mode"),
 ]
 only = sys.argv[1:]
 for name, path, old, new, tests in MUTATIONS:
