@@ -64,7 +64,6 @@ MUTATIONS = [
     ("paper_scale extrapolates from epoch 1", "benchmarks/paper_scale.py", "statistics.mean(epochs[1:]) if len(epochs) > 1", "statistics.mean(epochs[:1]) if len(epochs) > 1", "test_gpu_check.py::extrapolates"),
     ("label_space vision without the anchors", "benchmarks/label_space.py", "images = torch.cat([pixels, state.anchors.pixel_values[:ANCHOR_BATCH]])", "images = pixels", "test_label_space.py::tiny"),
     ("preflight ignores versions", "benchmarks/wheel_preflight.py", "if requirement.specifier and not requirement.specifier.contains(have, prereleases=True):", "if False:", "test_offline_gpu_check.py"),
-
     ("real_size run with the old tokenizer end token", "benchmarks/gpu_check.py", "ids.pad_token_id, ids.bos_token_id, ids.eos_token_id = 0, 2, 3", "ids.pad_token_id, ids.bos_token_id, ids.eos_token_id = 0, 2, 49407", "test_real_size.py::tiny_mode"),
     ('explicit keys lose to defaults', 'segp_hf/recipe.py', 'return {key: value for key, value in defaults.items() if key not in explicit}', 'return dict(defaults)', 'test_competitors.py::published'),
     ('published defaults never applied', 'segp_hf/recipe.py', 'argv = _recipe_to_argv(recipe) + _recipe_to_argv(_competitor_defaults(recipe, overrides)) + overrides', 'argv = _recipe_to_argv(recipe) + overrides', 'test_competitors.py::published'),
