@@ -1,12 +1,18 @@
-"""The GPU check as one command: training rate and peak memory at ViT-B/16 shape, the data pipeline against
-that rate, the four ratio benchmarks, and a two-task run of the paper's settings; one table, one JSON.
+"""The GPU check as one command: training rate and peak memory at ViT-B/16 shape, the CIFAR-100 recipe at the
+paper's data size (what a paper run costs), the data pipeline against that rate, the four ratio benchmarks, and a
+two-task run of the paper's settings; one table, one JSON.
 
 Model: ``CLIPModel`` from the shipped ``segp_hf/assets/clip-vit-base-patch16/config.json`` (random weights, no
 download), B-only LoRA r=32 on k_proj, v_proj, fc1, fc2; bf16 autocast on a GPU. Tokenizer: a fabricated
 word-level one (prompt token ids only matter for shapes here).
 
-    python benchmarks/gpu_check.py            # on one GPU: under 8 minutes (unrun so far: no GPU was lent)
+    python benchmarks/gpu_check.py --out DIR/gpu_check.json   # one GPU, within --budget_s (420); unrun so far
+    bash benchmarks/offline_gpu_check.sh DIR                   # the same on a node without network (carried wheels)
     python benchmarks/gpu_check.py --tiny     # CPU, seconds: a 1-layer, 64-wide model (tests/test_gpu_check.py)
+
+Order: the training rate, then the paper-scale CIFAR-100 run (benchmarks/paper_scale.py: 10 tasks, 50k fabricated
+train images, 10k test, 2 epochs per task run and 10 extrapolated per phase; it gets the budget less 2 minutes),
+the data pipeline, the two-task run, and the ratio benchmarks while the budget lasts.
 """
 
 from __future__ import annotations
@@ -127,8 +133,9 @@ def two_task_run(model_dir: str, tiny: bool, output: Path) -> dict:
             "acc_matrix": results["acc_matrix"]}
 
 
-def ratio_benchmarks(tiny: bool, folder: Path) -> dict:
-    """The four ratio benchmarks (ViT-B/32-shaped, 12 layers per tower, batch 128 on a GPU)."""
+def ratio_benchmarks(tiny: bool, folder: Path, deadline: float) -> dict:
+    """The four ratio benchmarks (ViT-B/32-shaped, 12 layers per tower, batch 128 on a GPU), each in its own process,
+    while the budget lasts (one that would outrun it is stopped and marked)."""
     small = ["--layers", "1", "--repeats", "1"]
     runs = {
         "step_overhead": small + ["--batch", "2", "--anchor_batch", "2"] if tiny else ["--layers", "12", "--batch", "128"],
@@ -139,28 +146,86 @@ def ratio_benchmarks(tiny: bool, folder: Path) -> dict:
     out = {}
     for name, extra in runs.items():
         path = folder / f"{name}.json"
-        done = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *extra, "--out", str(path)],
-                              capture_output=True, text=True, cwd=HERE.parent)
-        out[name] = json.loads(path.read_text()) if done.returncode == 0 and path.exists() else \
-            {"error": (done.stdout + done.stderr)[-2000:]}
+        done = _bounded([sys.executable, str(HERE / f"{name}.py"), *extra, "--out", str(path)], deadline)
+        out[name] = json.loads(path.read_text()) if done == "ok" and path.exists() else {"error": done}
     return out
+
+
+def _bounded(command: list[str], deadline: float) -> str:
+    """Run ``command`` until ``deadline`` (perf_counter): 'ok', or why not (the end of its output)."""
+    left = deadline - time.perf_counter()
+    if left < 10:
+        return "skipped: the time budget (--budget_s) was spent"
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent, timeout=left)
+    except subprocess.TimeoutExpired:
+        return "stopped at the time budget (--budget_s)"
+    return "ok" if done.returncode == 0 else (done.stdout + done.stderr)[-2000:]
+
+
+def paper_scale_run(tiny: bool, folder: Path, deadline: float) -> dict:
+    """benchmarks/paper_scale.py: the CIFAR-100 recipe at the paper's data size (in-process with --tiny), bounded
+    by the budget; what it finished is kept (it rewrites its JSON after every task)."""
+    path = folder / "paper_scale.json"
+    if tiny:
+        import paper_scale
+
+        return paper_scale.main(["--tiny", "--out", str(path)])["paper_scale"]
+    done = _bounded([sys.executable, str(HERE / "paper_scale.py"), "--out", str(path)], deadline)
+    result = json.loads(path.read_text()).get("paper_scale", {}) if path.exists() else {}
+    return {**result, "status": done}
+
+
+def table(report: dict) -> str:
+    training = report["training"]
+    rows = [(f"training step images/s ({training['device']})", f"{training['images_per_s']:.1f}"),
+            ("training step peak memory MiB", f"{training['peak_memory_mib']:.1f}")]
+    paper = report.get("paper_scale", {})
+    if "phases" in paper:
+        done, measured = paper["tasks_completed"], paper["phases"]["measured"]
+        extrapolated = paper["phases"]["at_paper_epochs"]
+        rows.append((f"CIFAR-100 recipe, {done} tasks x {paper['epochs_run']} epochs: s", f"{measured['total_s']:.1f}"))
+        rows.append(("... at 10 epochs (extrapolated): s", f"{extrapolated['total_s']:.1f}"))
+        for phase in ("train_s", "anchors_s", "prototypes_s", "eval_s", "other_s"):
+            rows.append((f"    {phase[:-2]} at 10 epochs: s", f"{extrapolated[phase]:.1f}"))
+    elif "paper_scale" in report:
+        rows.append(("CIFAR-100 recipe at paper scale", str(paper.get("status", "error"))[:40]))
+    if "data_pipeline" in report:
+        rows.append(("pipeline cached images/s", f"{report['data_pipeline']['cached_images_per_s']:.1f}"))
+        rows.append(("pipeline / training rate", f"{report['data_pipeline']['cached_over_training_rate']:.2f}"))
+    if "two_task_run" in report:
+        rows.append(("two-task run seconds", f"{report['two_task_run']['seconds']:.1f}"))
+    for name, result in report.get("ratios", {}).items():
+        rows.append((name, "ok" if "error" not in result else result["error"][:40]))
+    rows.append(("whole check seconds", f"{report['seconds']:.1f}"))
+    return "\n".join([f"{'check':48} {'value':>14}"] + [f"{label:48} {value:>14}" for label, value in rows])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--skip_ratios", action="store_true", help="Leave out the four ratio benchmarks.")
-    parser.add_argument("--out", default=str(HERE / "results" / "gpu_check.json"))
+    parser.add_argument("--skip_paper_scale", action="store_true", help="Leave out the paper-scale CIFAR-100 run.")
+    parser.add_argument("--budget_s", type=float, default=420,
+                        help="Seconds for the whole check: the paper-scale run and the ratio benchmarks stop there.")
+    parser.add_argument("--out", default=str(HERE / "results" / "gpu_check.json"),
+                        help="The JSON; the table goes beside it (same name, .txt).")
     args = parser.parse_args(argv)
-    report = {"machine": machine(), "tiny": args.tiny}
+    started = time.perf_counter()
+    deadline = started + args.budget_s
+    report = {"machine": machine(), "tiny": args.tiny, "budget_s": args.budget_s,
+              "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     with tempfile.TemporaryDirectory(prefix="segp-gpu-check-") as tmp:
         tmp = Path(tmp)
         model_dir = save_model(tmp / "model", args.tiny)
         report["training"] = training_rate(model_dir, 2 if args.tiny else 128, 1 if args.tiny else 32,
                                            2 if args.tiny else 10)
+        if not args.skip_paper_scale:  # the figure a GPU user wants first: what a paper run costs
+            report["paper_scale"] = paper_scale_run(args.tiny, tmp, deadline - 120)
+            write_json(args.out, report)
         import data_pipeline
 
-        pipeline = data_pipeline.main((["--tiny"] if args.tiny else ["--images", "2048", "--workers", "0", "4"])
+        pipeline = data_pipeline.main((["--tiny"] if args.tiny else ["--images", "1024", "--workers", "0", "4"])
                                       + ["--output", str(tmp / "data_pipeline.json")])
         cached = max(row["cached"] for row in pipeline["results"].values())
         report["data_pipeline"] = {"cached_images_per_s": cached,
@@ -168,17 +233,12 @@ def main(argv=None):
                                    "results": pipeline["results"]}
         report["two_task_run"] = two_task_run(model_dir, args.tiny, tmp / "run")
         if not args.skip_ratios:
-            report["ratios"] = ratio_benchmarks(args.tiny, tmp)
-    training = report["training"]
-    print(f"\n{'check':44} {'value':>14}")
-    print(f"{'training step images/s (' + training['device'] + ')':44} {training['images_per_s']:>14.1f}")
-    print(f"{'training step peak memory MiB':44} {training['peak_memory_mib']:>14.1f}")
-    print(f"{'pipeline cached images/s':44} {report['data_pipeline']['cached_images_per_s']:>14.1f}")
-    print(f"{'pipeline / training rate':44} {report['data_pipeline']['cached_over_training_rate']:>14.2f}")
-    print(f"{'two-task run seconds':44} {report['two_task_run']['seconds']:>14.1f}")
-    for name, result in report.get("ratios", {}).items():
-        print(f"{name:44} {'error' if 'error' in result else 'ok':>14}")
+            report["ratios"] = ratio_benchmarks(args.tiny, tmp, deadline)
+    report["seconds"] = time.perf_counter() - started
+    text = table(report)
+    print("\n" + text)
     write_json(args.out, report)
+    Path(args.out).with_suffix(".txt").write_text(text + "\n")
     return report
 
 

@@ -52,8 +52,9 @@ MIB = 2**20
 
 
 # ------------------------------------------------------------------------------------------------ data
-def fabricated_cifar100(folder: Path, per_class: int = 1, seed: int = 0) -> str:
-    """uoft-cs/cifar100's schema and names, random 32x32 images, train and test splits, saved to disk."""
+def fabricated_cifar100(folder: Path, per_class: int = 1, seed: int = 0, test_per_class: int | None = None) -> str:
+    """uoft-cs/cifar100's schema and names, random 32x32 images, train and test splits (``per_class`` and
+    ``test_per_class`` images per class, default the same), saved to disk."""
     import datasets
     from PIL import Image
 
@@ -64,13 +65,14 @@ def fabricated_cifar100(folder: Path, per_class: int = 1, seed: int = 0) -> str:
     features = datasets.Features({"img": datasets.Image(), "fine_label": datasets.ClassLabel(names=CIFAR100_HUB_FINE),
                                   "coarse_label": datasets.ClassLabel(names=CIFAR100_HUB_COARSE)})
 
-    def split():
-        labels = [c for c in range(100) for _ in range(per_class)]
+    def split(count):
+        labels = [c for c in range(100) for _ in range(count)]
         images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in labels]
         return datasets.Dataset.from_dict({"img": images, "fine_label": labels, "coarse_label": [c % 20 for c in labels]},
                                           features=features)
 
-    datasets.DatasetDict(train=split(), test=split()).save_to_disk(str(folder))
+    test_count = per_class if test_per_class is None else test_per_class
+    datasets.DatasetDict(train=split(per_class), test=split(test_count)).save_to_disk(str(folder))
     return str(folder)
 
 
@@ -84,6 +86,47 @@ def cifar_words() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- two tasks
+def lora_b_gradient_norms(model) -> dict[str, float]:
+    """The L2 norm of the lora_B gradients of each tower (the only LoRA weights the recipe trains)."""
+    squares = {"text": 0.0, "vision": 0.0}
+    for name, parameter in model.named_parameters():
+        tower = "text" if ".text_model." in name else "vision" if ".vision_model." in name else None
+        if tower and "lora_B" in name and parameter.grad is not None:
+            squares[tower] += float(parameter.grad.detach().float().pow(2).sum())
+    return {tower: square**0.5 for tower, square in squares.items()}
+
+
+def gradient_recorder(runner, norms: list):
+    """Makes every task's Trainer append {task, step, text, vision} lora_B gradient norms before each optimiser step."""
+    from transformers import TrainerCallback
+
+    class RecordNorms(TrainerCallback):
+        def __init__(self, task):
+            self.task = task
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            norms.append({"task": self.task, "step": state.global_step, **lora_b_gradient_norms(model)})
+
+    make_trainer = runner.make_trainer
+
+    def make_recording_trainer(task):
+        trainer = make_trainer(task)
+        trainer.add_callback(RecordNorms(task))
+        return trainer
+
+    runner.make_trainer = make_recording_trainer
+
+
+def check_gradients(norms: list, tasks: int):
+    """Both towers' lora_B received a non-zero, finite gradient in every task (the run trained both towers)."""
+    for task in range(tasks):
+        steps = [n for n in norms if n["task"] == task]
+        for tower in ("text", "vision"):
+            largest = max((n[tower] for n in steps), default=0.0)
+            if not (largest > 0 and np.isfinite(largest)):
+                raise AssertionError(f"task {task}: {tower} lora_B gradient norm {largest} over {len(steps)} steps")
+
+
 def two_task_run(model_dir: str, data_dir: str, output: Path, num_tasks: int, tasks: int = 2) -> dict:
     """Tasks 0..tasks-1 of the CIFAR-100 recipe (CPU-sized, see the module docstring) through ContinualRunner."""
     from segp_hf.recipe import load_recipe, parse_config
@@ -99,14 +142,18 @@ def two_task_run(model_dir: str, data_dir: str, output: Path, num_tasks: int, ta
     start = time.perf_counter()
     runner = ContinualRunner(*parse_config(recipe))
     runner.check_output_dir()
+    norms = []
+    gradient_recorder(runner, norms)
     for task in range(tasks):
         runner.run_task(task)
     results = runner.write_results(tasks - 1)
+    check_gradients(norms, tasks)
     kept = {k: recipe[k] for k in ("variant", "bf16", "optim", "optim_args", "learning_rate", "lora_r",
                                    "lora_target_modules", "global_train_batch_size", "pixel_cache",
                                    "dataloader_num_workers", "lambda_acgd", "lambda_tsgr", "beta")}
     return {"seconds": time.perf_counter() - start, "tasks_completed": results["tasks_completed"],
-            "acc_matrix": results["acc_matrix"][:tasks], "recipe_settings": kept,
+            "acc_matrix": [row[:tasks] for row in results["acc_matrix"][:tasks]], "recipe_settings": kept,
+            "lora_b_grad_norms": norms, "timing": results["timing"][:tasks],
             "cpu_sized_overrides": {k: v for k, v in overrides.items() if k not in ("model_name_or_path", "data_dir",
                                                                                   "output_dir")}}
 

@@ -20,6 +20,8 @@ def test_real_size_tiny_mode_runs_two_recipe_tasks_and_projects_memory(tmp_path,
     settings = run["recipe_settings"]  # the recipe's own settings, not the toy model's defaults
     assert settings["bf16"] is True and settings["optim"] == "sgd" and settings["lora_r"] == 32
     assert settings["lora_target_modules"] == ["k_proj", "v_proj", "fc1", "fc2"] and settings["variant"] == "segp-cl"
+    norms = run["lora_b_grad_norms"]  # recorded before every optimiser step; the script asserts them non-zero
+    assert {n["task"] for n in norms} == {0, 1} and all(n["text"] > 0 and n["vision"] > 0 for n in norms)
     for name, images in (("train_step", 160), ("anchor_building", 64)):
         memory = report["memory"][name]
         assert memory["images"] == images and memory["weights_mib"] > 0
@@ -58,3 +60,16 @@ def test_projection_is_the_line_through_the_two_measurements():
     projected = real_size.project(points, 160, resident_mib=50.0)
     assert projected["per_image_mib"] == 100.0 and projected["step_fixed_mib"] == 100.0
     assert projected["projected_peak_gib"] == pytest.approx((600 + 50 + 100 + 100 * 160) / 1024)
+
+
+def test_gradient_check_refuses_a_run_whose_text_tower_got_no_gradient():
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    import real_size
+
+    real_size.check_gradients([{"task": 0, "text": 1.0, "vision": 2.0}, {"task": 1, "text": 0.5, "vision": 1.0}], 2)
+    with pytest.raises(AssertionError, match="task 1: text"):
+        real_size.check_gradients([{"task": 0, "text": 1.0, "vision": 2.0}, {"task": 1, "text": 0.0, "vision": 1.0}], 2)
+    with pytest.raises(AssertionError, match="task 1: text"):  # a task with no optimiser step at all
+        real_size.check_gradients([{"task": 0, "text": 1.0, "vision": 2.0}], 2)
