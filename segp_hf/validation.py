@@ -262,14 +262,22 @@ def tasks_vs_classes(model_args, data_args, config):
     return None
 
 
+CUSTOM_ORDERS = ("default", "seed1993")  # the named class orders of benchmark custom (data/custom.py)
+
+
 def class_order_ids(model_args, data_args, config):
     order = str(data_args.class_order)
     if not re.fullmatch(r"[\d,\s]+", order):
+        if data_args.benchmark == "custom" and order not in CUSTOM_ORDERS:
+            return f"class_order={order!r} is no order of benchmark custom: {', '.join(CUSTOM_ORDERS)} or ids"
         return None
     from .data.registry import BENCHMARKS
 
     total = getattr(BENCHMARKS.get(data_args.benchmark), "num_classes", None)
     ids = [int(item) for item in order.replace(" ", "").split(",") if item]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        return f"class_order names ids {repeated[:10]} more than once: not a permutation"
     if total is not None and sorted(ids) != list(range(total)):
         return (f"class_order has {len(ids)} ids, not a permutation of the {total} classes 0..{total - 1} of "
                 f"{data_args.benchmark}")
@@ -306,6 +314,21 @@ def global_batch(model_args, data_args, config):
 def both_precisions(model_args, data_args, config):
     if config.bf16 and config.fp16:
         return "bf16 and fp16 are both set"
+    return None
+
+
+def one_slot_template(value):
+    """A prompt template takes the class name in exactly one ``{}`` (no other field, no stray brace)."""
+    import string
+
+    if value is None:
+        return None
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as error:
+        return f"prompt_template={value!r} is not a template ({error})"
+    if fields != [""]:
+        return f"prompt_template={value!r} has {len(fields)} fields {fields}, not exactly one '{{}}' for the class name"
     return None
 
 
@@ -348,6 +371,8 @@ RULES: tuple[Rule, ...] = (
               "point it at a saved CLIP or SigLIP folder or use a Hub id"),
     # data
     at_least("num_tasks", 1),
+    Rule("prompt_template", "text", "a prompt with exactly one `{}` (the class name), or unset", "e.g. "
+         "'a photo of a {}.'", one_slot_template),
     at_least("max_train_images_per_class", 1, optional=True),
     at_least("max_eval_images_per_class", 1, optional=True),
     choice("zero_shot_sets", retention_sets, "list held-out sets by name", many=True),
@@ -452,7 +477,8 @@ RULES: tuple[Rule, ...] = (
     path_rule("output_dir", "a folder (created if missing), not a file", not_a_file("output_dir"),
               "choose another --output_dir"),
     # combinations
-    combination("class_order + benchmark", "comma-separated ids: each class id exactly once", class_order_ids,
+    combination("class_order + benchmark", "comma-separated ids: each class id exactly once; custom: `default`, "
+                "`seed1993` or ids", class_order_ids,
                 "give every native label id exactly once"),
     combination("num_tasks + benchmark", "num_tasks <= the benchmark's classes", tasks_vs_classes,
                 "lower num_tasks (uneven splits are fine)"),

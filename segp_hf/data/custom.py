@@ -7,7 +7,8 @@ What a registered benchmark fixes is found from the data, and can always be name
 - splits: ``train_split`` (default ``train``); ``test_split``, else ``test``, else ``validation``, else a seeded
   stratified hold-out of the train split (``holdout_fraction`` of each class);
 - class names: ``class_names_file`` (one a line, by label id), else the ClassLabel names, else the sorted label
-  strings; underscores become spaces (the names go into the prompts); label ids follow that order;
+  strings, kept exactly as spelt (saved classes, model card, ``load_task``); only the prompts read underscores as
+  spaces (``scenario.prompts_for``); label ids follow that order;
 - tasks: the classes must divide into ``num_tasks`` equal tasks (else an error saying which counts would).
 """
 
@@ -19,6 +20,7 @@ import datasets
 import numpy as np
 
 from .fetching import check_columns, load_local_copy
+from .hub_sources import HubSource, resolve_commit
 from .labels import NATIVE_LABEL, arrow_column, shared_label_column, with_native_labels
 from .spec import DataError, LoadedBenchmark
 
@@ -42,6 +44,14 @@ def _raw_splits(data_args) -> tuple[dict[str, datasets.Dataset], str]:
                         f"({type(error).__name__}: {' '.join(str(error).split())})") from None
     revision = data_args.dataset_revision or "newest (not pinned: set --dataset_revision)"
     return dict(loaded), f"hub {data_args.dataset_name}@{revision}"
+
+
+def _hub_commit(data_args) -> dict:
+    """The commit the Hub dataset was read at (recorded with the run's settings as ``dataset_commit``)."""
+    if data_args.data_dir:
+        return {}
+    commit = resolve_commit(HubSource(data_args.dataset_name, "", "", ""), data_args.dataset_revision)
+    return {"commit": commit} if commit else {}
 
 
 def find_splits(splits: dict, data_args) -> tuple[datasets.Dataset, datasets.Dataset | None, str]:
@@ -84,8 +94,20 @@ def find_columns(dataset: datasets.Dataset, data_args) -> tuple[str, str]:
 
 def _names_file(path: str) -> list[str]:
     names = [line.strip() for line in Path(path).expanduser().read_text().splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"class_names_file {path} holds no class names; write one class name a line")
     if len(set(names)) != len(names):
         raise DataError(f"class_names_file {path}: a class name appears twice")
+    return names
+
+
+def check_prompt_names(names: list[str]) -> list[str]:
+    """``names`` unchanged, once no two of them give the same prompt (``a_b`` and ``a b`` would)."""
+    spoken = [name.replace("_", " ") for name in names]
+    same = sorted({n for n, s in zip(names, spoken) if spoken.count(s) > 1})
+    if same:
+        raise DataError(f"custom: class names {same[:6]} read the same in a prompt (underscores are spaces there); "
+                        "rename them or give --class_names_file")
     return names
 
 
@@ -146,7 +168,7 @@ def load_custom(data_args) -> LoadedBenchmark:
     splits, source = _raw_splits(data_args)
     train, test, split_text = find_splits(splits, data_args)
     image, label = find_columns(train, data_args)
-    names = label_names(train, label, data_args)
+    names = check_prompt_names(label_names(train, label, data_args))
     check_divisible(len(names), data_args.num_tasks)
     train_ids = label_ids(train, label, names, "the train split")
     if test is None:
@@ -160,11 +182,11 @@ def load_custom(data_args) -> LoadedBenchmark:
     train, test, label = shared_label_column(train, test, train_label, test_label)
     order = list(range(len(names)))
     return LoadedBenchmark(
-        train=train, test=test, class_names=[name.replace("_", " ") for name in names], class_order=order,
+        train=train, test=test, class_names=list(names), class_order=order,
         template=TEMPLATE, image_column=image, label_column=label,
         extra_orders={"seed1993": np.random.RandomState(SEED_1993).permutation(len(names)).tolist()},
         info={"source": source, "split": split_text, "columns": f"image = {image!r}, label = {label!r}",
-              "class names": _names_source(data_args, train_label)},
+              "class names": _names_source(data_args, train_label), **_hub_commit(data_args)},
     )
 
 

@@ -57,6 +57,17 @@ def build_model_card(output_dir, task: int, repo_id: str | None = None):
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
+def benchmark_label(config: dict) -> str:
+    """What the card calls the run's data: the benchmark's name, or for ``custom`` the user's own dataset (its Hub
+    id, else its folder's name)."""
+    benchmark = str(config.get("benchmark"))
+    if benchmark != "custom":
+        return benchmark
+    if config.get("dataset_name"):
+        return str(config["dataset_name"])
+    return f"your dataset `{Path(str(config.get('data_dir'))).name}` (custom)"
+
+
 def hub_dataset(config: dict) -> tuple[str | None, str | None]:
     """The Hub dataset a run's benchmark was read from (``--dataset_name``, else the benchmark's source in
     ``data/hub_sources.py``) and the commit it was read at; ``(None, None)`` for data not from the Hub (shapes, a
@@ -100,11 +111,11 @@ def card_eval_results(config: dict, classes: dict, saved: dict) -> list:
 def _keyed_results(config: dict, classes: dict, saved: dict) -> list[tuple[str, object]]:
     from huggingface_hub.repocard_data import EvalResult
 
-    metrics, benchmark = saved.get("metrics", {}), str(config.get("benchmark"))
+    metrics, benchmark = saved.get("metrics", {}), benchmark_label(config)
     dataset_id, revision = hub_dataset(config)
     seen, num_tasks = len(classes.get("class_names_seen", [])), classes.get("num_tasks")
     common = {"task_type": "image-classification", "task_name": f"Class-incremental learning ({num_tasks} tasks)",
-              "dataset_type": dataset_id or benchmark, "dataset_name": benchmark, "dataset_split": "test",
+              "dataset_type": dataset_id or str(config.get("benchmark")), "dataset_name": benchmark, "dataset_split": "test",
               "dataset_revision": revision, "metric_type": "accuracy"}
     names = {"avg": "Avg accuracy over the tasks so far (%)", "last": f"Last: accuracy on the {seen} classes seen (%)",
              "last_til": "Last, task-incremental: each task over its own classes (%)"}
@@ -178,7 +189,7 @@ def _card_body(output_dir, task: int, repo_id: str | None, config: dict, classes
     base = config.get("model_name_or_path")
     base_revision = config.get("model_revision") or config.get("base_model_commit")
     family = family_named(config.get("model_family"))  # the base model's class (runs saved before it: CLIP)
-    benchmark = config.get("benchmark")
+    benchmark = benchmark_label(config)
     ref = f"{repo_id or 'OUTPUT_DIR'}@{branch_name(task)}"
     source = repo_id or str(Path(output_dir))
     revision_line = f', revision="{base_revision}"' if base_revision else ""
