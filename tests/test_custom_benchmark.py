@@ -43,7 +43,7 @@ def test_own_schema_runs_three_tasks_and_loads_back(tiny_clip_dir, tmp_path):
     assert cli.main(argv) == 0
     assert len(json.loads((out / "results.json").read_text())["acc_matrix"]) == 3
     loaded = load_task(str(out), task=2, device="cpu")
-    assert sorted(loaded.class_names) == sorted(n.replace("_", " ") for n in NAMES)
+    assert sorted(loaded.class_names) == sorted(NAMES)  # exact names in the metadata
     assert loaded.config["benchmark"] == "custom" and loaded.config["data_dir"] == str(data_dir)
     assert loaded.config["holdout_fraction"] == 0.2 and loaded.config["test_split"] is None  # recorded
 
@@ -53,7 +53,7 @@ def test_found_columns_and_splits_and_the_plan(tmp_path, capsys):
     datasets.DatasetDict(train=_renamed(6, 0), validation=_renamed(4, 1)).save_to_disk(str(data_dir))
     bench = load_custom(_data_args(data_dir))
     assert (bench.image_column, bench.label_column) == ("picture", "kind")
-    assert (len(bench.train), len(bench.test)) == (36, 24) and bench.class_names[0] == "red square"
+    assert (len(bench.train), len(bench.test)) == (36, 24) and bench.class_names[0] == "red_square"
     assert cli.main(["train", "--benchmark", "custom", "--data_dir", str(data_dir), "--num_tasks", "3",
                      "--dry_run", "--output_dir", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
@@ -92,7 +92,7 @@ def test_parquet_string_labels_and_a_names_file(tmp_path):
         load_custom(_data_args(ints, "--label_column", "label"))
     (tmp_path / "names.txt").write_text("\n".join(NAMES) + "\n")
     bench = load_custom(_data_args(ints, "--label_column", "label", "--class_names_file", str(tmp_path / "names.txt")))
-    assert bench.class_names == [n.replace("_", " ") for n in NAMES]
+    assert bench.class_names == NAMES
 
 
 def test_mistakes_are_one_line_errors(tmp_path, capsys):
@@ -101,6 +101,10 @@ def test_mistakes_are_one_line_errors(tmp_path, capsys):
     features = datasets.Features({**two.features, "thumb": datasets.Image()})
     two = datasets.Dataset.from_dict({**two.to_dict(), "thumb": two["picture"]}, features=features)
     datasets.DatasetDict(train=two, test=_renamed(1, 1)).save_to_disk(str(data_dir))
+    empty, twice, short = tmp_path / "empty.txt", tmp_path / "twice.txt", tmp_path / "short.txt"
+    empty.write_text("\n\n")
+    twice.write_text("a\na\n")
+    short.write_text("a\nb\n")
     cases = [
         (["--data_dir", str(data_dir)], "cannot tell the image column: 2 (['picture', 'thumb'])"),
         (["--data_dir", str(data_dir), "--image_column", "picture", "--num_tasks", "4"],
@@ -110,6 +114,14 @@ def test_mistakes_are_one_line_errors(tmp_path, capsys):
         (["--data_dir", str(data_dir), "--test_split", "train"], "is the training split"),
         (["--data_dir", str(data_dir), "--holdout_fraction", "1"], "holdout_fraction=1.0 is out of range"),
         (["--data_dir", str(data_dir), "--class_names_file", str(tmp_path / "no.txt")], "does not exist"),
+        (["--data_dir", str(data_dir), "--image_column", "picture", "--class_names_file", str(empty)], "holds no class names"),
+        (["--data_dir", str(data_dir), "--image_column", "picture", "--class_names_file", str(twice)], "a class name appears twice"),
+        (["--data_dir", str(data_dir), "--image_column", "picture", "--class_names_file", str(short)], "has 2 names; column 'kind' has 6"),
+        (["--data_dir", str(data_dir), "--prompt_template", "a photo"], "not exactly one '{}'"),
+        (["--data_dir", str(data_dir), "--class_order", "mgclip"], "no order of benchmark custom"),
+        (["--data_dir", str(data_dir), "--class_order", "0,0,1,2,3,4"], "more than once: not a permutation"),
+        (["--data_dir", str(data_dir), "--image_column", "picture", "--class_order", "0,1,2", "--num_tasks", "3"],
+         "class order must be a permutation of 0..5"),
     ]
     for extra, expected in cases:
         argv = ["train", "--benchmark", "custom", "--dry_run", "--output_dir", str(tmp_path / "o"), *extra]
