@@ -101,7 +101,7 @@ def test_load_task_predicts_what_the_run_scored(custom_run):
     from segp_hf.data.custom import load_custom
     from segp_hf.recipe import parse_config
 
-    root, argv, _, _ = custom_run
+    root, _, _, _ = custom_run
     results = json.loads((root / "out" / "results.json").read_text())
     config = json.loads((root / "out" / "task-2" / "segp_config.json").read_text())
     _, data_args, _ = parse_config({}, ["--benchmark", "custom", "--data_dir", config["data_dir"], "--num_tasks", "3",
