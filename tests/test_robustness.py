@@ -68,7 +68,8 @@ def test_duplicate_class_names(tiny_clip_dir, tiny_benchmark, tmp_path):
 def test_class_order_not_a_permutation(tiny_clip_dir, tiny_benchmark, tmp_path):
     # benchmark named as a test one: its class count is unknown to the registry, so the scenario's own check runs
     # (for a registered benchmark the settings are refused before any data: tests/test_validation.py)
-    settings = tiny_settings(tiny_clip_dir, tmp_path, class_order="0,1,2,3,4,4", benchmark="tiny-colours")
+    # (an id given twice is refused by the rule table already, before any data: tests/test_custom_benchmark.py)
+    settings = tiny_settings(tiny_clip_dir, tmp_path, class_order="0,1,2,3,4,9", benchmark="tiny-colours")
     with pytest.raises(DataError, match="permutation"):
         ContinualRunner(*parse_config(settings), benchmark=tiny_benchmark)
 
