@@ -139,6 +139,18 @@ def machine() -> dict:
     }
 
 
+def add_task_callback(runner, callback_for_task) -> None:
+    """Make every task's Trainer of a ``ContinualRunner`` carry ``callback_for_task(task)`` as well."""
+    make_trainer = runner.make_trainer
+
+    def make_trainer_with_callback(task):
+        trainer = make_trainer(task)
+        trainer.add_callback(callback_for_task(task))
+        return trainer
+
+    runner.make_trainer = make_trainer_with_callback
+
+
 def write_json(path, payload):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

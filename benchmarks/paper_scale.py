@@ -31,7 +31,7 @@ import torch
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _common import machine, write_json  # noqa: E402
+from _common import add_task_callback, machine, write_json  # noqa: E402
 
 PAPER_EPOCHS = 10
 PHASES = ("train_s", "anchors_s", "prototypes_s", "eval_s")
@@ -58,14 +58,7 @@ def epoch_recorder(runner, epochs: dict):
             _sync()
             epochs.setdefault(self.task, []).append(time.perf_counter() - self.start)
 
-    make_trainer = runner.make_trainer
-
-    def make_timed_trainer(task):
-        trainer = make_trainer(task)
-        trainer.add_callback(TimeEpochs(task))
-        return trainer
-
-    runner.make_trainer = make_timed_trainer
+    add_task_callback(runner, TimeEpochs)
 
 
 def extrapolate_train(train_s: float, epochs: list[float], paper_epochs: int = PAPER_EPOCHS) -> float:

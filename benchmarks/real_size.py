@@ -42,7 +42,7 @@ import torch
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _common import machine, write_json  # noqa: E402
+from _common import add_task_callback, machine, write_json  # noqa: E402
 from gpu_check import WORDS, save_model  # noqa: E402
 
 RECIPE = HERE.parent / "segp_hf" / "recipes" / "cifar100_10tasks.yaml"
@@ -107,14 +107,7 @@ def gradient_recorder(runner, norms: list):
         def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
             norms.append({"task": self.task, "step": state.global_step, **lora_b_gradient_norms(model)})
 
-    make_trainer = runner.make_trainer
-
-    def make_recording_trainer(task):
-        trainer = make_trainer(task)
-        trainer.add_callback(RecordNorms(task))
-        return trainer
-
-    runner.make_trainer = make_recording_trainer
+    add_task_callback(runner, RecordNorms)
 
 
 def check_gradients(norms: list, tasks: int):

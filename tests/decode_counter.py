@@ -44,6 +44,23 @@ def uninstall() -> None:
         ImageFile.ImageFile.load = ImageFile.ImageFile.load.original
 
 
+def count_decode_rgb(patch) -> Counter:
+    """Count, in this process, every ``decode_rgb`` of either path (cached or not), keyed by the stored image's
+    bytes: ``patch`` is pytest's monkeypatch (the count ends with the test)."""
+    from segp_hf.data import pixel_cache
+    from segp_hf.data import scenario as scenario_module
+
+    counts, original = Counter(), scenario_module.decode_rgb
+
+    def counting(image):
+        counts[hashlib.sha1(image["bytes"]).hexdigest()] += 1
+        return original(image)
+
+    patch.setattr(pixel_cache, "decode_rgb", counting)
+    patch.setattr(scenario_module, "decode_rgb", counting)
+    return counts
+
+
 def sitecustomize_dir(folder: Path, log_path: Path) -> dict:
     """A folder holding a ``sitecustomize.py`` that installs the counter in every Python process started with
     it on PYTHONPATH; returns the environment entries to start them with."""

@@ -6,18 +6,17 @@ schema (``picture`` / ``kind``, splits train / validation, ClassLabel names with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
 import sys
-from collections import Counter
 from unittest import mock
 
 import datasets
 import pytest
 import yaml
 from conftest import TINY_COLOURS, make_colour_dataset, tiny_settings
+from decode_counter import count_decode_rgb
 from huggingface_hub import HfApi, ModelCard
 
 from segp_hf import cli
@@ -28,21 +27,6 @@ NAMES = [f"{c}_square" for c in TINY_COLOURS]  # exact names keep their undersco
 def _own_schema(per_class, seed):
     ds = make_colour_dataset(per_class=per_class, seed=seed).rename_columns({"image": "picture", "label": "kind"})
     return ds.cast_column("kind", datasets.ClassLabel(names=NAMES))
-
-
-def _count_decodes(patch) -> Counter:
-    from segp_hf.data import pixel_cache
-    from segp_hf.data import scenario as scenario_module
-
-    counts, original = Counter(), scenario_module.decode_rgb
-
-    def counting(image):
-        counts[hashlib.sha1(image["bytes"]).hexdigest()] += 1
-        return original(image)
-
-    patch.setattr(pixel_cache, "decode_rgb", counting)
-    patch.setattr(scenario_module, "decode_rgb", counting)
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +47,7 @@ def custom_run(tiny_clip_dir, tmp_path_factory):
         api_class = mock.create_autospec(HfApi)
         api_class.return_value.whoami.return_value = {"name": "someone"}
         patch.setattr(hub, "HfApi", api_class)
-        counts = _count_decodes(patch)
+        counts = count_decode_rgb(patch)
         assert cli.main(argv) == 0
     return root, argv, counts, api_class.return_value
 

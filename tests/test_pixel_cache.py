@@ -3,24 +3,22 @@ the memory budget and its fallbacks, DataLoader workers filling the parent's sto
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
 import threading
 import time
-from collections import Counter
 
 import datasets
 import numpy as np
 import pytest
 import torch
 from conftest import tiny_settings
+from decode_counter import count_decode_rgb
 from PIL import Image
 from transformers import CLIPImageProcessor, default_data_collator
 
 from segp_hf.data import pixel_cache
-from segp_hf.data import scenario as scenario_module
 from segp_hf.data.pixel_cache import CachePlan, PixelNormalizer, PixelStore, model_pixels, plan_cache
 from segp_hf.data.scenario import ClassIncrementalScenario
 from segp_hf.data.spec import DataError
@@ -97,20 +95,6 @@ def test_normalizer_passes_float_input_and_refuses_uint8_without_one():
         model_pixels(pixels, "cpu", None)
 
 
-def _decode_counter(monkeypatch):
-    """Count every decode of either path, keyed by the image's bytes."""
-    counts = Counter()
-    original = scenario_module.decode_rgb
-
-    def counting(image):
-        counts[hashlib.sha1(image["bytes"]).hexdigest()] += 1
-        return original(image)
-
-    monkeypatch.setattr(pixel_cache, "decode_rgb", counting)
-    monkeypatch.setattr(scenario_module, "decode_rgb", counting)
-    return counts
-
-
 SHAPES_RUN = dict(num_tasks=2, num_train_epochs=1, per_device_train_batch_size=16, anchors_per_class=1, dpgd_steps=1,
                   save_strategy="no", disable_tqdm=True, logging_steps=50)
 
@@ -142,7 +126,7 @@ def test_a_shapes_run_decodes_each_image_at_most_once_and_scores_like_the_uncach
     from segp_hf.evaluation.zero_shot import load_retention_set
 
     held_out = len(load_retention_set("shapes_heldout").dataset)  # scored before the first task and after the last
-    counts = _decode_counter(monkeypatch)
+    counts = count_decode_rgb(monkeypatch)
     cached = _shapes_run(short_shapes, tmp_path / "cached")
     # 2 tasks x 25 classes x 2 images, train and test: every image read (epochs, seeds, prototypes, 3 evaluations),
     # and the zero-shot set's, read twice
